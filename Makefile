@@ -1,0 +1,52 @@
+# trainlab: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-mlflow train test test-full lint format typecheck bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: an unpinned resolve could pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install trainlab with the pinned versions
+
+install-mlflow: $(STAMP)  ## add the optional MLflow logger (~400 MB)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,mlflow]'
+
+train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ..." adds overrides
+	$(BIN)/python -m trainlab.train $(ARGS)
+
+test: $(STAMP)  ## the fast tests
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+test-full: $(STAMP)  ## every test, the slow end-to-end ones included
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: $(STAMP)  ## ruff check, ruff format --check and mypy
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy
+
+format: $(STAMP)  ## format and fix what ruff can
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
+
+typecheck: $(STAMP)  ## mypy on src/
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## compare trainlab with a hand-written PyTorch loop (see README)
+	$(BIN)/python scripts/benchmark.py $(ARGS)
+
+clean:  ## remove run outputs and caches (not .venv)
+	rm -rf logs outputs multirun .pytest_cache .mypy_cache .ruff_cache

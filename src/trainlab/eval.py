@@ -1,0 +1,36 @@
+"""Evaluate a trained run: ``python -m trainlab.eval run_dir=<run> [split=test]``.
+
+The run's own config is rebuilt from ``<run>/config.yaml``: no overrides need repeating.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from trainlab.errors import ConfigError
+from trainlab.runtime.configs import CONFIG_DIR, discard_untouched_run_dir, register_resolvers
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def _main(cfg: DictConfig) -> None:
+    from trainlab.runtime.evaluation import evaluate
+
+    try:
+        metrics = evaluate(cfg)
+    except ConfigError as err:
+        discard_untouched_run_dir(cfg.paths.output_dir)
+        print(f"trainlab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    print(f"{cfg.split} metrics: {({k: round(v, 4) for k, v in sorted(metrics.items())})}")
+
+
+def main() -> None:
+    register_resolvers()
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Plain ``nn.Module`` networks. Each takes ``input_shape`` and ``num_outputs`` from the data and
+declares the data modalities it can read in ``modalities``."""
+
+from trainlab.nets.cnn import CNN
+from trainlab.nets.linear import LinearNet
+from trainlab.nets.mlp import MLP
+from trainlab.nets.rnn import RNN
+
+__all__ = ["CNN", "MLP", "RNN", "LinearNet"]

@@ -1,0 +1,45 @@
+"""Where the configs live, resolvers they use, and checks that need no torch."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+# One suffix per process, so every directory name this process resolves agrees.
+_RUN_SUFFIX = f"{os.getpid() % 100000:05d}{secrets.token_hex(2)}"
+_DIRECTIONS = {"max": "maximize", "min": "minimize"}
+
+
+def register_resolvers() -> None:
+    """Resolvers used by conf/: ``${run_suffix:}`` keeps two runs started in the same second
+    apart; ``${optuna_direction:max}`` maps a monitor mode to an Optuna direction."""
+    OmegaConf.register_new_resolver("run_suffix", lambda: _RUN_SUFFIX, replace=True)
+    OmegaConf.register_new_resolver("optuna_direction", lambda mode: _DIRECTIONS[mode], replace=True)
+
+
+def discard_untouched_run_dir(run_dir: str | Path) -> bool:
+    """Remove a run directory that holds only what Hydra wrote before the job failed its checks.
+
+    A run whose config was rejected leaves nothing behind. A directory holding anything else
+    (checkpoints, metrics, a user's files) is never touched.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    if any(not (e.name == ".hydra" or (e.is_file() and e.suffix == ".log")) for e in entries):
+        return False
+    shutil.rmtree(path)
+    return True
+
+
+def save_config(cfg: DictConfig, path: Path) -> None:
+    """Write the fully resolved config (what the run really used) as YAML."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))

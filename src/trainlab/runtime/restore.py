@@ -1,0 +1,67 @@
+"""Rebuild a finished training run (its data, net and weights) from its run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from trainlab.errors import ConfigError
+from trainlab.runtime.build import build_data, build_model
+
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass
+class Restored:
+    run_dir: Path
+    checkpoint: Path
+    cfg: DictConfig
+    datamodule: Any
+    model: Any
+
+
+def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
+    """Find the run directory and checkpoint from either of them.
+
+    A checkpoint's run is the nearest parent folder holding ``config.yaml``; a run's checkpoint
+    is its best one (``checkpoints/best.ckpt``), else its last.
+
+    Raises:
+        ConfigError: neither is given, or they do not exist.
+    """
+    if ckpt_path:
+        ckpt = Path(ckpt_path).resolve()
+        if not ckpt.is_file():
+            raise ConfigError(f"ckpt_path: {ckpt_path!r} is not a file")
+        runs = [p for p in ckpt.parents if (p / CONFIG_NAME).is_file()]
+        if run_dir:
+            runs = [Path(run_dir).resolve()]
+        if not runs or not (runs[0] / CONFIG_NAME).is_file():
+            raise ConfigError(f"ckpt_path: no {CONFIG_NAME} in a parent folder of {ckpt}; give run_dir=...")
+        return runs[0], ckpt
+    if not run_dir:
+        raise ConfigError("give run_dir=<a training run directory> or ckpt_path=<a checkpoint>")
+    run = Path(run_dir).resolve()
+    if not (run / CONFIG_NAME).is_file():
+        raise ConfigError(f"run_dir: {run} holds no {CONFIG_NAME}; is it a trainlab training run?")
+    for name in ("best.ckpt", "last.ckpt"):
+        if (run / "checkpoints" / name).is_file():
+            return run, run / "checkpoints" / name
+    raise ConfigError(f"run_dir: {run}/checkpoints holds neither best.ckpt nor last.ckpt")
+
+
+def restore(run_dir: str | None, ckpt_path: str | None) -> Restored:
+    """Rebuild the run's data (same split and normalisation) and model, and load the weights."""
+    run, ckpt = locate(run_dir, ckpt_path)
+    cfg = OmegaConf.load(run / CONFIG_NAME)
+    assert isinstance(cfg, DictConfig)
+    dm = build_data(cfg)
+    model = build_model(cfg, dm)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return Restored(run, ckpt, cfg, dm, model)

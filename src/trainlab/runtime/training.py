@@ -1,0 +1,94 @@
+"""The training pipeline: config -> data -> net -> task -> Trainer.fit -> best-checkpoint test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from omegaconf import DictConfig, OmegaConf
+
+from trainlab.errors import ConfigError
+from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
+from trainlab.runtime.configs import save_config
+
+log = logging.getLogger(__name__)
+# Lightning gives its package logger a console handler of its own; records also reach the root
+# logger (console and the run's log file under Hydra), so without this each line prints twice.
+logging.getLogger("lightning").handlers.clear()
+
+
+def check_top_level(cfg: DictConfig) -> None:
+    """Checks on the run-wide keys, before anything is built."""
+    seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"seed must be a non-negative integer or null, got {seed!r}")
+    metric = cfg.get("optimized_metric")
+    if metric is not None and not str(metric).startswith(("val/", "test/")):
+        raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> pl.Trainer:
+    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    if not isinstance(trainer, pl.Trainer):
+        raise ConfigError(f"trainer: {cfg.trainer._target_} did not build a lightning Trainer")
+    return trainer
+
+
+def _as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(v) for result in results for k, v in result.items()}
+
+
+def fit(cfg: DictConfig) -> dict[str, float]:
+    """Train and test one run as ``cfg`` describes; returns the final val and test metrics.
+
+    Everything the user configured is built and checked before the first training step.
+    Only rank 0 writes ``config.yaml`` and ``metrics.json`` into ``cfg.paths.output_dir``.
+    """
+    check_top_level(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_data(cfg)
+    model = build_model(cfg, dm)
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    trainer = build_trainer(cfg, callbacks, loggers)
+
+    if trainer.is_global_zero:
+        save_config(cfg, out_dir / "config.yaml")
+        if dm.class_names is not None:
+            (out_dir / "classes.json").write_text(json.dumps(dm.class_names, indent=1))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+
+    trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    ckpt = best or None  # no checkpoint (fast_dev_run): evaluate the weights in memory
+    metrics: dict[str, float] = {}
+    if cfg.get("test", True):
+        metrics.update(_as_floats(trainer.validate(model, datamodule=dm, ckpt_path=ckpt, verbose=False)))
+        metrics.update(_as_floats(trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False)))
+    if trainer.is_global_zero:
+        summary = {
+            "metrics": metrics,
+            "best_checkpoint": best or None,
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "seed": cfg.seed,
+        }
+        (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return metrics
+
+
+def objective(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value a sweeper optimises; NaN if the run did not produce it."""
+    if not name:
+        return None
+    if name not in metrics:
+        log.warning("optimized_metric %r not among the run's metrics %s", name, sorted(metrics))
+        return math.nan
+    return metrics[name]
