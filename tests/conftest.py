@@ -1,0 +1,104 @@
+"""Shared fixtures: composing configs offline, tiny data files, and a check that tests leave
+no files in the repository."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from trainlab.runtime.configs import CONFIG_DIR, register_resolvers
+
+ROOT = CONFIG_DIR.parent
+register_resolvers()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_stays_clean() -> Iterator[None]:
+    """No test may write run directories, logs or data into the repository."""
+    before = set(os.listdir(ROOT))
+    logs_before = set(os.listdir(ROOT / "logs")) if (ROOT / "logs").is_dir() else set()
+    yield
+    assert set(os.listdir(ROOT)) - before == set(), "tests left files in the repository root"
+    if (ROOT / "logs").is_dir():
+        assert set(os.listdir(ROOT / "logs")) == logs_before, "tests wrote into logs/"
+
+
+def compose_cfg(config_name: str, overrides: list[str], root: Path) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as Hydra would, with all paths under ``root``."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(root)
+        cfg.paths.output_dir = str(root / "run")
+    (root / "run").mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """``make_cfg("net=cnn", ...)``: a composed training config writing under ``tmp_path``."""
+
+    def make(*overrides: str, config_name: str = "train") -> DictConfig:
+        return compose_cfg(config_name, list(overrides), tmp_path)
+
+    return make
+
+
+def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <module> args`` the way a user would, outputs under ``cwd``."""
+    full_env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "WANDB_MODE": "offline",
+                "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) as a gzip-compressed IDX file, as MNIST ships them."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> Path:
+    """A 10-class MNIST look-alike in IDX files: each class is a bright bar in its own row."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 10
+        x = rng.integers(0, 30, size=(n, 28, 28))
+        for i, label in enumerate(y):
+            x[i, 2 + 2 * label, 4:24] = 255
+        return x, y
+
+    for prefix, n in (("train", 200), ("t10k", 50)):
+        x, y = images(n)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def iris_csv(tmp_path: Path) -> Path:
+    """Iris as a user's CSV file: named feature columns and text labels."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["species"] = [bunch.target_names[t] for t in frame.pop("target")]
+    path = tmp_path / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -1,0 +1,153 @@
+"""Every config file composes, and what it describes instantiates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from lightning.pytorch import Trainer
+from omegaconf import DictConfig
+
+from trainlab.runtime.build import build_data, build_net, instantiate, instantiate_dict
+from trainlab.runtime.configs import CONFIG_DIR
+
+MakeCfg = Callable[..., DictConfig]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+GPU_ONLY = {"gpu", "ddp", "ddp_spawn", "fsdp"}
+
+
+def test_every_group_has_options() -> None:
+    assert options("data") == ["breast_cancer", "csv", "diabetes", "digits", "fashion_mnist",
+                               "iris", "mnist", "seq_digits", "wine"]
+    assert options("net") == ["cnn", "linear", "mlp", "rnn"]
+    assert options("trainer") == ["cpu", "ddp", "ddp_cpu", "ddp_spawn", "default", "fsdp", "gpu", "mps"]
+    assert options("logger") == ["csv", "many", "mlflow", "tensorboard", "wandb"]
+
+
+@pytest.mark.parametrize("name", options("data"))
+def test_data_configs(name: str, make_cfg: MakeCfg, iris_csv: Path, tiny_mnist: Path) -> None:
+    extra = []
+    if name == "csv":
+        extra = [f"data.path={iris_csv}", "data.target=species"]
+    if name in ("mnist", "fashion_mnist"):
+        variant = tiny_mnist / name
+        variant.mkdir(exist_ok=True)
+        for f in (tiny_mnist / "mnist").iterdir():
+            (variant / f.name).write_bytes(f.read_bytes())
+        extra = [f"data.root={tiny_mnist}", "data.verify=false"]
+    dm = build_data(make_cfg(f"data={name}", *extra))
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape[1:] == dm.input_shape and len(x) == len(y) == dm.batch_size
+
+
+NET_DATA = {"linear": "iris", "mlp": "wine", "cnn": "digits", "rnn": "seq_digits"}
+
+
+@pytest.mark.parametrize("name", options("net"))
+def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(f"net={name}", f"data={NET_DATA[name]}")
+    dm = build_data(cfg)
+    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
+    assert net(dm.tensors("val")[0][:3]).shape == (3, dm.num_outputs)
+
+
+@pytest.mark.parametrize("optimizer", options("model/optimizer"))
+@pytest.mark.parametrize("scheduler", options("model/scheduler"))
+def test_optimizer_and_scheduler_configs(optimizer: str, scheduler: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(f"model/optimizer={optimizer}", f"model/scheduler={scheduler}")
+    opt = instantiate(cfg.model.optimizer, "model.optimizer")(params=[torch.nn.Parameter(torch.zeros(2))])
+    sched = instantiate(cfg.model.scheduler, "model.scheduler")(opt, total_steps=100, monitor="val/loss", mode="min")
+    assert sched["interval"] in ("step", "epoch") and sched["scheduler"].optimizer is opt
+
+
+def test_cosine_schedule_warms_up_then_decays(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg("model/scheduler=cosine", "model.scheduler.warmup_fraction=0.1")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = instantiate(cfg.model.scheduler, "s")(opt, total_steps=100, monitor="val/loss", mode="min")["scheduler"]
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[-1] < 0.01
+
+
+@pytest.mark.parametrize("name", options("callbacks"))
+def test_callback_configs(name: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(f"callbacks={name}")
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    assert len(callbacks) == len(cfg.get("callbacks") or {})
+
+
+@pytest.mark.parametrize("name", options("logger"))
+def test_logger_configs(name: str, make_cfg: MakeCfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    if name == "mlflow":
+        pytest.importorskip("mlflow", reason="the optional mlflow extra is not installed")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    loggers = instantiate_dict(make_cfg(f"logger={name}").logger, "logger")
+    assert loggers and all(hasattr(lg, "log_metrics") for lg in loggers)
+    if name == "many":
+        assert len(loggers) == 3
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_trainer_configs(name: str, make_cfg: MakeCfg) -> None:
+    if name in GPU_ONLY and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        pytest.skip("needs Apple MPS")
+    trainer = instantiate(make_cfg(f"trainer={name}").trainer, "trainer", logger=False)
+    assert isinstance(trainer, Trainer)
+    if name == "ddp_cpu":
+        assert trainer.num_devices == 2 and type(trainer.strategy).__name__ == "DDPStrategy"
+
+
+@pytest.mark.parametrize("name", options("debug"))
+def test_debug_configs(name: str, make_cfg: MakeCfg) -> None:
+    trainer = instantiate(make_cfg(f"debug={name}").trainer, "trainer", logger=False)
+    assert isinstance(trainer, Trainer)
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_experiment_configs_compose(name: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(f"experiment={name}")
+    assert cfg.run_name == name
+
+
+def test_digits_mlp_is_the_default_run(make_cfg: MakeCfg) -> None:
+    default, explicit = make_cfg(), make_cfg("experiment=digits_mlp")
+    for key in ("data", "net", "model", "trainer", "callbacks", "seed"):
+        assert default[key] == explicit[key]
+    assert list(default.net.hidden_sizes) == [256, 128] and default.net.dropout == 0.3
+    assert default.model.optimizer.lr == 1e-3 and default.data.batch_size == 64
+
+
+def test_optuna_search_composes() -> None:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
+    assert set(sweeper.params) == {"model.optimizer.lr", "data.batch_size", "net.dropout"}
+
+
+@pytest.mark.parametrize("name", ["eval", "predict"])
+def test_eval_and_predict_configs_compose(name: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(config_name=name)
+    assert cfg.run_dir is None and cfg.ckpt_path is None
+
+
+def test_unknown_top_level_key_is_refused() -> None:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"), pytest.raises(
+        ConfigCompositionException, match="epochs"
+    ):
+        compose("train", ["epochs=3"])

@@ -1,0 +1,230 @@
+"""DataModules: deterministic stratified splits, train-only normalisation, tensor batches,
+CSV files, IDX files and their download."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import write_idx
+from trainlab.data import CSVDataModule, IDXImageDataModule, SklearnDataModule, TensorBatches
+from trainlab.data import mnist as mnist_module
+from trainlab.data.csv import infer_task
+from trainlab.data.idx import download, md5sum, read_idx
+from trainlab.errors import ConfigError
+
+
+def test_split_depends_on_split_seed_only() -> None:
+    torch.manual_seed(1)
+    a = SklearnDataModule("digits", split_seed=3)
+    a.setup()
+    torch.manual_seed(2)
+    b = SklearnDataModule("digits", split_seed=3)
+    b.setup()
+    c = SklearnDataModule("digits", split_seed=4)
+    c.setup()
+    for split in ("train", "val", "test"):
+        assert torch.equal(a.tensors(split)[0], b.tensors(split)[0])
+    assert not torch.equal(a.tensors("test")[0], c.tensors("test")[0])
+
+
+def test_splits_are_disjoint_stratified_and_sized() -> None:
+    dm = SklearnDataModule("iris", val_fraction=0.2, test_fraction=0.2)
+    dm.setup()
+    sizes = {s: len(dm.tensors(s)[1]) for s in ("train", "val", "test")}
+    assert sizes == {"train": 90, "val": 30, "test": 30}
+    for split in ("val", "test"):
+        counts = torch.bincount(dm.tensors(split)[1], minlength=3)
+        assert counts.tolist() == [10, 10, 10]  # iris has 50 of each class
+
+
+def test_normalisation_is_fit_on_the_training_split_only() -> None:
+    dm = SklearnDataModule("wine")
+    dm.setup()
+    x_train = dm.tensors("train")[0]
+    assert torch.allclose(x_train.mean(0), torch.zeros(13), atol=1e-5)
+    assert torch.allclose(x_train.std(0, unbiased=False), torch.ones(13), atol=1e-4)
+    assert dm.tensors("test")[0].mean(0).abs().max() > 1e-3  # test data is not re-centred
+
+
+def test_layouts_and_shapes() -> None:
+    shapes = {}
+    for layout in ("tabular", "image", "sequence"):
+        dm = SklearnDataModule("digits", layout=layout)
+        dm.setup()
+        shapes[layout] = (dm.input_shape, dm.modality, dm.num_outputs)
+    assert shapes == {
+        "tabular": ((64,), "tabular", 10),
+        "image": ((1, 8, 8), "image", 10),
+        "sequence": ((8, 8), "sequence", 10),
+    }
+
+
+def test_regression_target_is_standardised_on_train() -> None:
+    dm = SklearnDataModule("diabetes")
+    dm.setup()
+    y = dm.tensors("train")[1]
+    assert dm.task == "regression" and y.shape[1] == 1 and dm.num_outputs == 1
+    assert abs(float(y.mean())) < 1e-5
+    mean, std = dm.target_stats
+    assert 100 < mean < 200 and std > 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dataset": "cifar"}, "data.dataset 'cifar' is unknown"),
+        ({"dataset": "iris", "layout": "image"}, "needs dataset=digits"),
+        ({"batch_size": 0}, "data.batch_size must be a positive integer"),
+        ({"val_fraction": 1.5}, r"data.val_fraction must be a number in \(0, 1\)"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "must be < 1"),
+        ({"normalize": "minmax"}, "data.normalize 'minmax' is unknown"),
+    ],
+)
+def test_bad_data_settings(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SklearnDataModule(**kwargs)  # type: ignore[arg-type]
+
+
+# -- tensor batches ---------------------------------------------------------------------
+def test_batches_cover_the_data_and_reshuffle_by_epoch() -> None:
+    x, y = torch.arange(10).float().unsqueeze(1), torch.arange(10)
+    loader = TensorBatches(x, y, batch_size=4, shuffle=True, seed=0)
+    assert len(loader) == 3
+    epoch0 = torch.cat([b[1] for b in loader])
+    again = torch.cat([b[1] for b in loader])
+    loader.sampler.set_epoch(1)
+    epoch1 = torch.cat([b[1] for b in loader])
+    assert sorted(epoch0.tolist()) == list(range(10))
+    assert torch.equal(epoch0, again)  # the order depends on (seed, epoch) only
+    assert not torch.equal(epoch0, epoch1)
+
+
+def test_batches_are_split_across_ranks_evenly() -> None:
+    x, y = torch.zeros(10, 1), torch.arange(10)
+    ranks = [TensorBatches(x, y, 2, shuffle=True, seed=5, rank=r, world_size=3) for r in range(3)]
+    seen = [torch.cat([b[1] for b in loader]) for loader in ranks]
+    assert {len(s) for s in seen} == {4} and {len(loader) for loader in ranks} == {2}
+    assert set(torch.cat(seen).tolist()) == set(range(10))
+
+
+def test_unshuffled_batches_are_views() -> None:
+    x, y = torch.randn(5, 2), torch.arange(5)
+    first = next(iter(TensorBatches(x, y, 2)))
+    assert first[0].data_ptr() == x.data_ptr()
+
+
+# -- CSV --------------------------------------------------------------------------------
+def test_csv_with_text_labels(iris_csv: Path) -> None:
+    dm = CSVDataModule(path=str(iris_csv), target="species")
+    dm.setup()
+    assert dm.task == "classification"
+    assert dm.class_names == ["setosa", "versicolor", "virginica"]
+    assert dm.feature_names == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert dm.input_shape == (4,)
+
+
+def test_csv_feature_subset_and_regression(iris_csv: Path) -> None:
+    dm = CSVDataModule(path=str(iris_csv), target="petal_width", features=["sepal_length", "petal_length"])
+    dm.setup()
+    assert dm.task == "regression" and dm.input_shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [(["a", "b"], "classification"), ([0, 1, 2, 1], "classification"), ([0.5, 1.2, 3.3], "regression"),
+     (list(range(50)), "regression"), ([True, False], "classification")],
+)
+def test_task_inference(values: list[object], task: str) -> None:
+    assert infer_task(pd.Series(values)) == task
+
+
+def _csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "message"),
+    [
+        (None, {"target": "y"}, "does not exist"),
+        ("a,b\n1,2\n3,4\n", {"target": "y"}, r"column 'y' is not in .*columns: \['a', 'b'\]"),
+        ("a,b,y\n1,x,0\n2,z,1\n", {"target": "y"}, r"feature columns \['b'\] are not numeric"),
+        ("a,y\n1,0\n,1\n", {"target": "y"}, r"missing values in columns \{'a': 1\}"),
+        ("a,y\n1,0\n2,1\n", {"target": "y", "features": ["c"]}, r"columns \['c'\] are not in"),
+        ("a,y\n1,0\n2,0\n", {"target": "y"}, "has a single class"),
+        ("a,y\n1,x\n2,z\n", {"target": "y", "task": "regression"}, "needs a numeric target"),
+        ("a,y\n1,0\n", {"target": "y", "task": "ranking"}, "data.task 'ranking' is unknown"),
+    ],
+)
+def test_bad_csv_input(tmp_path: Path, text: str | None, kwargs: dict[str, object], message: str) -> None:
+    path = _csv(tmp_path, text) if text else str(tmp_path / "missing.csv")
+    with pytest.raises(ConfigError, match=message):
+        CSVDataModule(path=path, **kwargs).setup()  # type: ignore[arg-type]
+
+
+# -- IDX --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float32, np.float64])
+def test_read_idx_round_trip(tmp_path: Path, dtype: type) -> None:
+    codes = {np.uint8: 0x08, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
+    array = (np.arange(24).reshape(2, 3, 4) * 3).astype(dtype)
+    raw = bytes([0, 0, codes[dtype], 3]) + np.array(array.shape, ">u4").tobytes()
+    raw += array.astype(np.dtype(dtype).newbyteorder(">")).tobytes()
+    (tmp_path / "a.idx").write_bytes(raw)
+    with gzip.open(tmp_path / "a.idx.gz", "wb") as f:
+        f.write(raw)
+    for name in ("a.idx", "a.idx.gz"):
+        got = read_idx(tmp_path / name)
+        assert got.dtype == np.dtype(dtype) and np.array_equal(got, array)
+
+
+def test_read_idx_rejects_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ConfigError, match="not an IDX file"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + b"abc")
+    with pytest.raises(ConfigError, match="promises shape"):
+        read_idx(tmp_path / "short")
+
+
+def test_download_checks_the_checksum(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "f.gz").write_bytes(b"payload")
+    good = md5sum(mirror / "f.gz")
+    got = download("f.gz", good, [(tmp_path / "nowhere").as_uri(), mirror.as_uri()], tmp_path / "dest")
+    assert got.read_bytes() == b"payload"
+    with pytest.raises(ConfigError, match="checksum .* != expected 0+"):
+        download("f.gz", "0" * 32, [mirror.as_uri()], tmp_path / "dest2")
+    assert list((tmp_path / "dest2").iterdir()) == []  # nothing half-written is left
+
+
+def test_idx_datamodule_reads_generated_files(tiny_mnist: Path) -> None:
+    dm = IDXImageDataModule(root=str(tiny_mnist), verify=False, val_fraction=0.1)
+    dm.setup()
+    assert dm.input_shape == (1, 28, 28) and dm.num_outputs == 10
+    assert [len(dm.tensors(s)[1]) for s in ("train", "val", "test")] == [180, 20, 50]
+
+
+def test_idx_datamodule_missing_files_say_how_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="data.download=true"):
+        IDXImageDataModule(root=str(tmp_path)).setup()
+
+
+def test_idx_datamodule_downloads_and_verifies(tiny_mnist: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tiny_mnist / "mnist"
+    sums = {p.name: md5sum(p) for p in source.iterdir()}
+    monkeypatch.setitem(mnist_module.VARIANTS["mnist"], "md5", sums)
+    dm = IDXImageDataModule(root=str(tmp_path / "fresh"), download=True, mirrors=[source.as_uri()])
+    dm.setup()
+    assert sorted(p.name for p in (tmp_path / "fresh" / "mnist").iterdir()) == sorted(sums)
+    write_idx(tmp_path / "fresh" / "mnist" / "t10k-labels-idx1-ubyte.gz", np.zeros(50))
+    with pytest.raises(ConfigError, match="differs from the published"):
+        IDXImageDataModule(root=str(tmp_path / "fresh")).setup()

@@ -1,0 +1,156 @@
+"""The training pipeline in-process: experiments, reproducibility, eval and predict, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from tests.conftest import compose_cfg
+from tests.test_configs import options
+from trainlab.errors import ConfigError
+from trainlab.runtime.build import check_output_shape
+from trainlab.runtime.evaluation import evaluate, predict
+from trainlab.runtime.training import fit
+
+MakeCfg = Callable[..., DictConfig]
+QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "trainer.accelerator=cpu",
+         "+trainer.enable_model_summary=false"]
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_passes_fast_dev_run(name: str, make_cfg: MakeCfg) -> None:
+    metrics = fit(make_cfg(f"experiment={name}", "debug=fast_dev_run", *QUICK))
+    assert metrics and all(np.isfinite(v) for v in metrics.values())
+    assert {"val/loss", "test/loss"} <= set(metrics)
+
+
+def test_run_directory_contents(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(*QUICK)
+    metrics = fit(cfg)
+    run = Path(cfg.paths.output_dir)
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "csv", "metrics.json", "checkpoints", "classes.json"} <= names
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["metrics"] == pytest.approx(metrics)
+    assert {"test/acc", "test/f1", "val/acc", "val/loss"} <= set(metrics)
+    assert summary["best_checkpoint"].endswith("best.ckpt") and summary["epochs"] == 2
+    curves = pd.read_csv(run / "csv" / "metrics.csv")
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "epoch"} <= set(curves.columns)
+
+
+def test_same_seed_same_metrics_and_seed_zero_is_a_seed(tmp_path: Path) -> None:
+    def run(seed: int, sub: str) -> dict[str, float]:
+        return fit(compose_cfg("train", [f"seed={seed}", *QUICK], tmp_path / sub))
+
+    first, again, other = run(0, "a"), run(0, "b"), run(1, "c")
+    assert first == again
+    assert first != other
+
+
+def test_train_eval_predict_round_trip(make_cfg: MakeCfg, tmp_path: Path) -> None:
+    train_cfg = make_cfg(*QUICK)
+    metrics = fit(train_cfg)
+    run_dir = train_cfg.paths.output_dir
+    eval_cfg = compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval")
+    assert evaluate(eval_cfg)["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    ckpt = Path(run_dir) / "checkpoints" / "best.ckpt"
+    by_ckpt = compose_cfg("eval", [f"ckpt_path={ckpt}", "split=val"], tmp_path / "eval2")
+    assert evaluate(by_ckpt)["val/acc"] == pytest.approx(metrics["val/acc"], abs=1e-6)
+
+    pred_cfg = compose_cfg("predict", [f"run_dir={run_dir}"], tmp_path / "pred")
+    table = pd.read_csv(predict(pred_cfg))
+    probs = table.filter(like="prob_").to_numpy()
+    assert probs.shape == (360, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (table["pred"] == table["target"]).mean() == pytest.approx(metrics["test/acc"], abs=1e-6)
+    with pytest.raises(ConfigError, match="exists; choose another path"):
+        predict(pred_cfg)
+
+
+def test_predict_on_a_csv_file_by_column_name(make_cfg: MakeCfg, iris_csv: Path, tmp_path: Path) -> None:
+    cfg = make_cfg("data=csv", f"data.path={iris_csv}", "data.target=species", "net=linear", *QUICK)
+    fit(cfg)
+    assert json.loads((Path(cfg.paths.output_dir) / "classes.json").read_text()) == [
+        "setosa", "versicolor", "virginica"]
+    frame = pd.read_csv(iris_csv)
+    shuffled = frame[list(reversed(frame.columns))].head(7)  # column order must not matter
+    shuffled.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "p.csv"
+    pred_cfg = compose_cfg("predict", [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'new.csv'}",
+                                       f"output={out}"], tmp_path / "pred")
+    table = pd.read_csv(predict(pred_cfg))
+    assert len(table) == 7 and set(table["pred"]) <= {"setosa", "versicolor", "virginica"}
+    assert list(table["target"]) == list(frame["species"].head(7))
+    frame.drop(columns=["petal_width"]).to_csv(tmp_path / "bad.csv", index=False)
+    bad = compose_cfg("predict", [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'bad.csv'}"],
+                      tmp_path / "pred2")
+    with pytest.raises(ConfigError, match=r"lacks feature columns \['petal_width'\]"):
+        predict(bad)
+
+
+def test_regression_metrics_are_in_target_units(make_cfg: MakeCfg) -> None:
+    metrics = fit(make_cfg("experiment=diabetes_regression", *QUICK))
+    assert {"test/mae", "test/r2", "test/loss"} <= set(metrics)
+    assert 20 < metrics["test/mae"] < 200  # disease progression units, not standardised ones
+
+
+BAD_INPUTS = [
+    (["net=cnn", "data=iris"], r"cannot read tabular data .* nets that fit this data: net=linear, net=mlp$"),
+    (["net=rnn"], r"cannot read image data .*net=cnn, net=linear, net=mlp"),
+    (["net.dropout=1.5"], r"net: dropout must be a number in \[0, 1\), got 1.5"),
+    (["net.hidden_sizes=[64,0]"], "net: hidden_sizes must be positive integers"),
+    (["model.optimizer.lr=0"], r"model.optimizer.lr must be a number > 0, got 0"),
+    (["model.optimizer.lr=-1e-3"], r"model.optimizer.lr must be a number > 0"),
+    (["model.optimizer.lr=fast"], r"model.optimizer.lr must be a number > 0, got 'fast'"),
+    (["data.batch_size=abc"], "data.batch_size must be a positive integer, got 'abc'"),
+    (["seed=-3"], "seed must be a non-negative integer"),
+    (["+net.hiden_sizes=[3]"], r"net: unknown key\(s\) \['hiden_sizes'\] for trainlab.nets.MLP; valid keys"),
+    (["+model.optimizer.betta=0.9"], r"model.optimizer: unknown key\(s\) \['betta'\]"),
+    (["model=regression"], "model=regression needs regression data, but data is a classification task"),
+    (["data=csv", "data.path=nowhere.csv", "data.target=y"], "data.path: file 'nowhere.csv' does not exist"),
+    (["model.monitor=val/accuracy", "callbacks=none"], None),  # checked at the end of fit, see below
+    (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
+    (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [b for b in BAD_INPUTS if b[1]],
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_input_fails_before_training(overrides: list[str], message: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(*overrides, *QUICK)
+    with pytest.raises(ConfigError, match=message):
+        fit(cfg)
+    if "scheduler" not in " ".join(overrides):  # schedulers are built by the Trainer at fit start
+        assert not list(Path(cfg.paths.output_dir).iterdir()), "a rejected run wrote files"
+
+
+def test_labels_that_do_not_fit_the_head() -> None:
+    with pytest.raises(ConfigError, match=r"outputs shape \(3,\) per sample but the data needs \(5,\)"):
+        check_output_shape(torch.nn.Linear(4, 3), (4,), 5)
+
+
+def test_labels_out_of_range_in_a_users_datamodule() -> None:
+    from trainlab.data import InMemoryDataModule, Loaded
+
+    class Broken(InMemoryDataModule):
+        def load(self) -> Loaded:
+            x = np.zeros((20, 3), np.float32)
+            return Loaded(x=x, y=np.arange(20) % 4, task="classification", modality="tabular",
+                          class_names=["a", "b", "c"])
+
+    with pytest.raises(ConfigError, match=r"labels must be integers in \[0, 3\) for 3 classes"):
+        Broken().setup()
+
+
+def test_locating_runs_reports_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="give run_dir="):
+        evaluate(compose_cfg("eval", [], tmp_path))
+    with pytest.raises(ConfigError, match="holds no config.yaml"):
+        evaluate(compose_cfg("eval", [f"run_dir={tmp_path}"], tmp_path))
