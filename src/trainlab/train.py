@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import hydra
@@ -12,7 +11,6 @@ from trainlab.errors import ConfigError
 from trainlab.runtime.configs import CONFIG_DIR, discard_untouched_run_dir, register_resolvers
 from trainlab.runtime.ddp import child_argv
 
-log = logging.getLogger("trainlab.train")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
@@ -28,9 +26,11 @@ def _main(cfg: DictConfig) -> float | None:
         discard_untouched_run_dir(cfg.paths.output_dir)
         print(f"trainlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-    log.info("run directory: %s", cfg.paths.output_dir)
-    shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
-    print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
+        print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
     return objective(metrics, cfg.get("optimized_metric"))
 
 

@@ -120,11 +120,11 @@ class Task(pl.LightningModule):
         metrics = self.metrics[f"{split}_metrics"]
         values.update({f"{split}/{k}": v for k, v in metrics.compute().items()})
         metrics.reset()
-        # Metrics are already reduced across ranks by torchmetrics; the loss is averaged here
-        # (ranks see equal sample counts, so the mean of means is the mean).
+        # Averaging over ranks is right for the loss (ranks see equal sample counts, so the mean
+        # of means is the mean) and a no-op for torchmetrics values, already reduced over ranks.
         loss_key = f"{split}/loss"
         self.log(loss_key, values.pop(loss_key), sync_dist=True, prog_bar=split != "test")
-        self.log_dict(values, prog_bar=split == "val")
+        self.log_dict(values, sync_dist=True, prog_bar=split == "val")
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -18,7 +18,12 @@ _DIRECTIONS = {"max": "maximize", "min": "minimize"}
 
 def register_resolvers() -> None:
     """Resolvers used by conf/: ``${run_suffix:}`` keeps two runs started in the same second
-    apart; ``${optuna_direction:max}`` maps a monitor mode to an Optuna direction."""
+    apart; ``${optuna_direction:max}`` maps a monitor mode to an Optuna direction;
+    ``${project_root:}`` is ``$TRAINLAB_ROOT`` or the working directory (usable before Hydra
+    has set its runtime values, as sweepers need)."""
+    OmegaConf.register_new_resolver(
+        "project_root", lambda: os.environ.get("TRAINLAB_ROOT") or os.getcwd(), replace=True
+    )
     OmegaConf.register_new_resolver("run_suffix", lambda: _RUN_SUFFIX, replace=True)
     OmegaConf.register_new_resolver("optuna_direction", lambda mode: _DIRECTIONS[mode], replace=True)
 

@@ -1,0 +1,169 @@
+"""The command line as a user runs it: start-up, errors, run directories, sweeps, DDP, trackers.
+
+Each test starts fresh Python processes; the ones that train are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_cli
+
+QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "trainer.accelerator=cpu"]
+
+
+def test_help_and_cfg_do_not_import_torch(tmp_path: Path) -> None:
+    probe = (
+        "import sys; from trainlab.train import main; sys.argv = ['train', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'lightning', 'wandb') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    for flag in (["--help"], ["--cfg", "job"]):
+        out = subprocess.run([sys.executable, "-c", probe, *flag], capture_output=True, text=True,
+                             cwd=tmp_path, check=True).stdout
+        assert "HEAVY []" in out, out[-500:]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_two_runs_started_together_get_different_directories(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "trainlab.train", "--cfg", "all", "--resolve"]
+    env = {"TRAINLAB_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    dirs = [yaml.safe_load(p.communicate()[0])["hydra"]["run"]["dir"] for p in procs]
+    assert all(str(tmp_path / "logs" / "digits_mlp" / "runs") in d for d in dirs)
+    assert dirs[0] != dirs[1]
+
+
+def test_bad_input_exits_2_with_a_message_and_leaves_nothing(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "net=cnn", "data=wine", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "trainlab: error: net trainlab.nets.CNN cannot read tabular data" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "logs" / "digits_mlp" / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_default_run_reaches_97_percent(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "callbacks.progress_bar=null", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = Path(result.stdout.split("run directory: ")[1].splitlines()[0])
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert metrics["test/acc"] >= 0.97
+    assert f"'test/acc': {round(metrics['test/acc'], 4)}" in result.stdout
+
+
+@pytest.mark.slow
+def test_cli_train_eval_predict(tmp_path: Path) -> None:
+    train = run_cli("trainlab.train", "experiment=digits_cnn", *QUICK, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    run_dir = train.stdout.split("run directory: ")[1].splitlines()[0]
+    test_acc = json.loads((Path(run_dir) / "metrics.json").read_text())["metrics"]["test/acc"]
+    evaluated = run_cli("trainlab.eval", f"run_dir={run_dir}", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert f"'test/acc': {round(test_acc, 4)}" in evaluated.stdout
+    out = tmp_path / "preds.csv"
+    predicted = run_cli("trainlab.predict", f"run_dir={run_dir}", f"output={out}", cwd=tmp_path)
+    assert predicted.returncode == 0 and out.is_file()
+    again = run_cli("trainlab.predict", f"run_dir={run_dir}", f"output={out}", cwd=tmp_path)
+    assert again.returncode == 2 and "exists; choose another path" in again.stderr
+
+
+def _job_dirs(tmp_path: Path) -> list[Path]:
+    sweeps = list((tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir())
+    assert len(sweeps) == 1
+    return sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+
+
+@pytest.mark.slow
+def test_basic_multirun(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "-m", "net.dropout=0.0,0.5", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = _job_dirs(tmp_path)
+    assert [j.name for j in jobs] == ["0", "1"]
+    dropouts = [yaml.safe_load((j / "config.yaml").read_text())["net"]["dropout"] for j in jobs]
+    assert dropouts == [0.0, 0.5]
+    assert all((j / "metrics.json").is_file() for j in jobs)
+
+
+@pytest.mark.slow
+def test_optuna_sweep(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                     "hydra.sweeper.sampler.n_startup_trials=2", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = _job_dirs(tmp_path)[0].parent
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert set(best["best_params"]) == {"model.optimizer.lr", "data.batch_size", "net.dropout"}
+    losses = [json.loads((j / "metrics.json").read_text())["metrics"]["val/loss"] for j in _job_dirs(tmp_path)]
+    assert len(losses) == 3 and best["best_value"] == pytest.approx(min(losses))
+
+
+def _ddp_records(folder: Path) -> list[dict[str, object]]:
+    return [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+RECORD = "+callbacks.record._target_=tests.helpers.RecordRankWeights"
+
+
+@pytest.mark.slow
+def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "trainer=ddp_cpu", *QUICK, RECORD,
+                     f"+callbacks.record.dirpath={tmp_path / 'ranks'}", cwd=tmp_path,
+                     env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = _ddp_records(tmp_path / "ranks")
+    assert first["world_size"] == second["world_size"] == 2
+    assert first["weights"] == second["weights"]
+    # 1,257 training samples: 629 per rank, 10 batches of 64 a rank and epoch (20 on one process)
+    assert first["steps"] == second["steps"] == 2 * 10
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "-m", "trainer=ddp_cpu", "net.dropout=0.1,0.2", *QUICK, RECORD,
+                     "+callbacks.record.dirpath=${paths.output_dir}/ranks", cwd=tmp_path,
+                     env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = _job_dirs(tmp_path)
+    assert [j.name for j in jobs] == ["0", "1"]  # a child re-running the sweep would add more
+    for job, dropout in zip(jobs, (0.1, 0.2), strict=True):
+        first, second = _ddp_records(job / "ranks")
+        assert first["weights"] == second["weights"]
+        assert first["dropout"] == second["dropout"] == [dropout, dropout]
+    assert not (tmp_path / "logs" / "digits_mlp" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_holds_the_test_metrics(tmp_path: Path) -> None:
+    result = run_cli("trainlab.train", "logger=wandb", *QUICK, cwd=tmp_path,
+                     env={"WANDB_API_KEY": "", "WANDB_MODE": "", "NETRC": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = Path(result.stdout.split("run directory: ")[1].splitlines()[0])
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    read = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline[0])],
+                          capture_output=True, text=True, check=True)
+    summary = json.loads(read.stdout)
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert summary["state"] == "finished" and summary["name"] == "digits_mlp"
+    for key in ("test/acc", "test/loss"):
+        assert summary["summary"][key] == pytest.approx(metrics[key], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_mlflow_logs_into_sqlite(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the optional mlflow extra is not installed")
+    result = run_cli("trainlab.train", "logger=mlflow", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "logs" / "mlflow.db") as db:
+        keys = {row[0] for row in db.execute("select distinct key from metrics")}
+    assert {"test/acc", "val/loss", "train/loss"} <= keys
