@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow train test test-full lint format typecheck bench clean
+.PHONY: help install install-mlflow train test test-slow test-full lint format typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ...
 
 test: $(STAMP)  ## the fast tests
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP)  ## only the slow end-to-end tests (sweeps, DDP, trackers)
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
 test-full: $(STAMP)  ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -54,18 +54,32 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
-def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <module> args`` the way a user would, outputs under ``cwd``."""
-    full_env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "WANDB_MODE": "offline",
-                "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    full_env = {
+        **os.environ,
+        "TRAINLAB_ROOT": str(cwd),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) as a gzip-compressed IDX file, as MNIST ships them."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
 

@@ -22,7 +22,12 @@ class RecordRankWeights(pl.Callback):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         dropouts = [m.p for m in pl_module.modules() if isinstance(m, torch.nn.Dropout)]
-        record = {"rank": trainer.global_rank, "world_size": trainer.world_size,
-                  "weights": digest.hexdigest(), "dropout": dropouts, "steps": trainer.global_step}
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "weights": digest.hexdigest(),
+            "dropout": dropouts,
+            "steps": trainer.global_step,
+        }
         self.dirpath.mkdir(parents=True, exist_ok=True)
         (self.dirpath / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -26,8 +26,13 @@ def test_help_and_cfg_do_not_import_torch(tmp_path: Path) -> None:
         "print('HEAVY', heavy)"
     )
     for flag in (["--help"], ["--cfg", "job"]):
-        out = subprocess.run([sys.executable, "-c", probe, *flag], capture_output=True, text=True,
-                             cwd=tmp_path, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", probe, *flag],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=True,
+        ).stdout
         assert "HEAVY []" in out, out[-500:]
     assert not (tmp_path / "logs").exists()
 
@@ -35,7 +40,10 @@ def test_help_and_cfg_do_not_import_torch(tmp_path: Path) -> None:
 def test_two_runs_started_together_get_different_directories(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "trainlab.train", "--cfg", "all", "--resolve"]
     env = {"TRAINLAB_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     dirs = [yaml.safe_load(p.communicate()[0])["hydra"]["run"]["dir"] for p in procs]
     assert all(str(tmp_path / "logs" / "digits_mlp" / "runs") in d for d in dirs)
     assert dirs[0] != dirs[1]
@@ -94,13 +102,22 @@ def test_basic_multirun(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_optuna_sweep(tmp_path: Path) -> None:
-    result = run_cli("trainlab.train", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                     "hydra.sweeper.sampler.n_startup_trials=2", *QUICK, cwd=tmp_path)
+    result = run_cli(
+        "trainlab.train",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     sweep = _job_dirs(tmp_path)[0].parent
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert set(best["best_params"]) == {"model.optimizer.lr", "data.batch_size", "net.dropout"}
-    losses = [json.loads((j / "metrics.json").read_text())["metrics"]["val/loss"] for j in _job_dirs(tmp_path)]
+    losses = [
+        json.loads((j / "metrics.json").read_text())["metrics"]["val/loss"]
+        for j in _job_dirs(tmp_path)
+    ]
     assert len(losses) == 3 and best["best_value"] == pytest.approx(min(losses))
 
 
@@ -113,9 +130,15 @@ RECORD = "+callbacks.record._target_=tests.helpers.RecordRankWeights"
 
 @pytest.mark.slow
 def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
-    result = run_cli("trainlab.train", "trainer=ddp_cpu", *QUICK, RECORD,
-                     f"+callbacks.record.dirpath={tmp_path / 'ranks'}", cwd=tmp_path,
-                     env={"PYTHONPATH": str(ROOT)})
+    result = run_cli(
+        "trainlab.train",
+        "trainer=ddp_cpu",
+        *QUICK,
+        RECORD,
+        f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     first, second = _ddp_records(tmp_path / "ranks")
     assert first["world_size"] == second["world_size"] == 2
@@ -126,9 +149,17 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path: Path) -> None:
-    result = run_cli("trainlab.train", "-m", "trainer=ddp_cpu", "net.dropout=0.1,0.2", *QUICK, RECORD,
-                     "+callbacks.record.dirpath=${paths.output_dir}/ranks", cwd=tmp_path,
-                     env={"PYTHONPATH": str(ROOT)})
+    result = run_cli(
+        "trainlab.train",
+        "-m",
+        "trainer=ddp_cpu",
+        "net.dropout=0.1,0.2",
+        *QUICK,
+        RECORD,
+        "+callbacks.record.dirpath=${paths.output_dir}/ranks",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = _job_dirs(tmp_path)
     assert [j.name for j in jobs] == ["0", "1"]  # a child re-running the sweep would add more
@@ -141,15 +172,24 @@ def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wandb_offline_run_holds_the_test_metrics(tmp_path: Path) -> None:
-    result = run_cli("trainlab.train", "logger=wandb", *QUICK, cwd=tmp_path,
-                     env={"WANDB_API_KEY": "", "WANDB_MODE": "", "NETRC": str(tmp_path / "none")})
+    result = run_cli(
+        "trainlab.train",
+        "logger=wandb",
+        *QUICK,
+        cwd=tmp_path,
+        env={"WANDB_API_KEY": "", "WANDB_MODE": "", "NETRC": str(tmp_path / "none")},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = Path(result.stdout.split("run directory: ")[1].splitlines()[0])
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     wandb_cli = Path(sys.executable).with_name("wandb")
-    read = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline[0])],
-                          capture_output=True, text=True, check=True)
+    read = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     summary = json.loads(read.stdout)
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert summary["state"] == "finished" and summary["name"] == "digits_mlp"

@@ -26,10 +26,28 @@ GPU_ONLY = {"gpu", "ddp", "ddp_spawn", "fsdp"}
 
 
 def test_every_group_has_options() -> None:
-    assert options("data") == ["breast_cancer", "csv", "diabetes", "digits", "fashion_mnist",
-                               "iris", "mnist", "seq_digits", "wine"]
+    assert options("data") == [
+        "breast_cancer",
+        "csv",
+        "diabetes",
+        "digits",
+        "fashion_mnist",
+        "iris",
+        "mnist",
+        "seq_digits",
+        "wine",
+    ]
     assert options("net") == ["cnn", "linear", "mlp", "rnn"]
-    assert options("trainer") == ["cpu", "ddp", "ddp_cpu", "ddp_spawn", "default", "fsdp", "gpu", "mps"]
+    assert options("trainer") == [
+        "cpu",
+        "ddp",
+        "ddp_cpu",
+        "ddp_spawn",
+        "default",
+        "fsdp",
+        "gpu",
+        "mps",
+    ]
     assert options("logger") == ["csv", "many", "mlflow", "tensorboard", "wandb"]
 
 
@@ -64,15 +82,21 @@ def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
 @pytest.mark.parametrize("scheduler", options("model/scheduler"))
 def test_optimizer_and_scheduler_configs(optimizer: str, scheduler: str, make_cfg: MakeCfg) -> None:
     cfg = make_cfg(f"model/optimizer={optimizer}", f"model/scheduler={scheduler}")
-    opt = instantiate(cfg.model.optimizer, "model.optimizer")(params=[torch.nn.Parameter(torch.zeros(2))])
-    sched = instantiate(cfg.model.scheduler, "model.scheduler")(opt, total_steps=100, monitor="val/loss", mode="min")
+    opt = instantiate(cfg.model.optimizer, "model.optimizer")(
+        params=[torch.nn.Parameter(torch.zeros(2))]
+    )
+    sched = instantiate(cfg.model.scheduler, "model.scheduler")(
+        opt, total_steps=100, monitor="val/loss", mode="min"
+    )
     assert sched["interval"] in ("step", "epoch") and sched["scheduler"].optimizer is opt
 
 
 def test_cosine_schedule_warms_up_then_decays(make_cfg: MakeCfg) -> None:
     cfg = make_cfg("model/scheduler=cosine", "model.scheduler.warmup_fraction=0.1")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = instantiate(cfg.model.scheduler, "s")(opt, total_steps=100, monitor="val/loss", mode="min")["scheduler"]
+    sched = instantiate(cfg.model.scheduler, "s")(
+        opt, total_steps=100, monitor="val/loss", mode="min"
+    )["scheduler"]
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -147,7 +171,8 @@ def test_eval_and_predict_configs_compose(name: str, make_cfg: MakeCfg) -> None:
 
 
 def test_unknown_top_level_key_is_refused() -> None:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"), pytest.raises(
-        ConfigCompositionException, match="epochs"
+    with (
+        initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"),
+        pytest.raises(ConfigCompositionException, match="epochs"),
     ):
         compose("train", ["epochs=3"])

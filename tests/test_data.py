@@ -130,15 +130,22 @@ def test_csv_with_text_labels(iris_csv: Path) -> None:
 
 
 def test_csv_feature_subset_and_regression(iris_csv: Path) -> None:
-    dm = CSVDataModule(path=str(iris_csv), target="petal_width", features=["sepal_length", "petal_length"])
+    dm = CSVDataModule(
+        path=str(iris_csv), target="petal_width", features=["sepal_length", "petal_length"]
+    )
     dm.setup()
     assert dm.task == "regression" and dm.input_shape == (2,)
 
 
 @pytest.mark.parametrize(
     ("values", "task"),
-    [(["a", "b"], "classification"), ([0, 1, 2, 1], "classification"), ([0.5, 1.2, 3.3], "regression"),
-     (list(range(50)), "regression"), ([True, False], "classification")],
+    [
+        (["a", "b"], "classification"),
+        ([0, 1, 2, 1], "classification"),
+        ([0.5, 1.2, 3.3], "regression"),
+        (list(range(50)), "regression"),
+        ([True, False], "classification"),
+    ],
 )
 def test_task_inference(values: list[object], task: str) -> None:
     assert infer_task(pd.Series(values)) == task
@@ -163,7 +170,9 @@ def _csv(tmp_path: Path, text: str) -> str:
         ("a,y\n1,0\n", {"target": "y", "task": "ranking"}, "data.task 'ranking' is unknown"),
     ],
 )
-def test_bad_csv_input(tmp_path: Path, text: str | None, kwargs: dict[str, object], message: str) -> None:
+def test_bad_csv_input(
+    tmp_path: Path, text: str | None, kwargs: dict[str, object], message: str
+) -> None:
     path = _csv(tmp_path, text) if text else str(tmp_path / "missing.csv")
     with pytest.raises(ConfigError, match=message):
         CSVDataModule(path=path, **kwargs).setup()  # type: ignore[arg-type]
@@ -198,9 +207,11 @@ def test_download_checks_the_checksum(tmp_path: Path) -> None:
     mirror.mkdir()
     (mirror / "f.gz").write_bytes(b"payload")
     good = md5sum(mirror / "f.gz")
-    got = download("f.gz", good, [(tmp_path / "nowhere").as_uri(), mirror.as_uri()], tmp_path / "dest")
+    got = download(
+        "f.gz", good, [(tmp_path / "nowhere").as_uri(), mirror.as_uri()], tmp_path / "dest"
+    )
     assert got.read_bytes() == b"payload"
-    with pytest.raises(ConfigError, match="checksum .* != expected 0+"):
+    with pytest.raises(ConfigError, match=r"checksum .* != expected 0+"):
         download("f.gz", "0" * 32, [mirror.as_uri()], tmp_path / "dest2")
     assert list((tmp_path / "dest2").iterdir()) == []  # nothing half-written is left
 
@@ -213,12 +224,13 @@ def test_idx_datamodule_reads_generated_files(tiny_mnist: Path) -> None:
 
 
 def test_idx_datamodule_missing_files_say_how_to_get_them(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data.download=true"):
+    with pytest.raises(ConfigError, match=r"data\.download=true"):
         IDXImageDataModule(root=str(tmp_path)).setup()
 
 
-def test_idx_datamodule_downloads_and_verifies(tiny_mnist: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idx_datamodule_downloads_and_verifies(
+    tiny_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tiny_mnist / "mnist"
     sums = {p.name: md5sum(p) for p in source.iterdir()}
     monkeypatch.setitem(mnist_module.VARIANTS["mnist"], "md5", sums)

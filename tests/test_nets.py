@@ -53,7 +53,7 @@ def test_activation_by_name_or_class() -> None:
     assert isinstance(make_activation(nn.Tanh), nn.Tanh)
     with pytest.raises(ValueError, match="known: " + ", ".join(sorted(ACTIVATIONS))):
         make_activation("relu6")
-    with pytest.raises(TypeError, match="name or an nn.Module class"):
+    with pytest.raises(TypeError, match=r"name or an nn\.Module class"):
         make_activation(3)  # type: ignore[arg-type]
 
 

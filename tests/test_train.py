@@ -20,8 +20,12 @@ from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
 
 MakeCfg = Callable[..., DictConfig]
-QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "trainer.accelerator=cpu",
-         "+trainer.enable_model_summary=false"]
+QUICK = [
+    "trainer.max_epochs=2",
+    "callbacks.progress_bar=null",
+    "trainer.accelerator=cpu",
+    "+trainer.enable_model_summary=false",
+]
 
 
 @pytest.mark.parametrize("name", options("experiment"))
@@ -74,23 +78,34 @@ def test_train_eval_predict_round_trip(make_cfg: MakeCfg, tmp_path: Path) -> Non
         predict(pred_cfg)
 
 
-def test_predict_on_a_csv_file_by_column_name(make_cfg: MakeCfg, iris_csv: Path, tmp_path: Path) -> None:
+def test_predict_on_a_csv_file_by_column_name(
+    make_cfg: MakeCfg, iris_csv: Path, tmp_path: Path
+) -> None:
     cfg = make_cfg("data=csv", f"data.path={iris_csv}", "data.target=species", "net=linear", *QUICK)
     fit(cfg)
     assert json.loads((Path(cfg.paths.output_dir) / "classes.json").read_text()) == [
-        "setosa", "versicolor", "virginica"]
+        "setosa",
+        "versicolor",
+        "virginica",
+    ]
     frame = pd.read_csv(iris_csv)
     shuffled = frame[list(reversed(frame.columns))].head(7)  # column order must not matter
     shuffled.to_csv(tmp_path / "new.csv", index=False)
     out = tmp_path / "p.csv"
-    pred_cfg = compose_cfg("predict", [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'new.csv'}",
-                                       f"output={out}"], tmp_path / "pred")
+    pred_cfg = compose_cfg(
+        "predict",
+        [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'new.csv'}", f"output={out}"],
+        tmp_path / "pred",
+    )
     table = pd.read_csv(predict(pred_cfg))
     assert len(table) == 7 and set(table["pred"]) <= {"setosa", "versicolor", "virginica"}
     assert list(table["target"]) == list(frame["species"].head(7))
     frame.drop(columns=["petal_width"]).to_csv(tmp_path / "bad.csv", index=False)
-    bad = compose_cfg("predict", [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'bad.csv'}"],
-                      tmp_path / "pred2")
+    bad = compose_cfg(
+        "predict",
+        [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'bad.csv'}"],
+        tmp_path / "pred2",
+    )
     with pytest.raises(ConfigError, match=r"lacks feature columns \['petal_width'\]"):
         predict(bad)
 
@@ -102,7 +117,10 @@ def test_regression_metrics_are_in_target_units(make_cfg: MakeCfg) -> None:
 
 
 BAD_INPUTS = [
-    (["net=cnn", "data=iris"], r"cannot read tabular data .* nets that fit this data: net=linear, net=mlp$"),
+    (
+        ["net=cnn", "data=iris"],
+        r"cannot read tabular data .* nets that fit this data: net=linear, net=mlp$",
+    ),
     (["net=rnn"], r"cannot read image data .*net=cnn, net=linear, net=mlp"),
     (["net.dropout=1.5"], r"net: dropout must be a number in \[0, 1\), got 1.5"),
     (["net.hidden_sizes=[64,0]"], "net: hidden_sizes must be positive integers"),
@@ -111,19 +129,36 @@ BAD_INPUTS = [
     (["model.optimizer.lr=fast"], r"model.optimizer.lr must be a number > 0, got 'fast'"),
     (["data.batch_size=abc"], "data.batch_size must be a positive integer, got 'abc'"),
     (["seed=-3"], "seed must be a non-negative integer"),
-    (["+net.hiden_sizes=[3]"], r"net: unknown key\(s\) \['hiden_sizes'\] for trainlab.nets.MLP; valid keys"),
+    (
+        ["+net.hiden_sizes=[3]"],
+        r"net: unknown key\(s\) \['hiden_sizes'\] for trainlab.nets.MLP; valid keys",
+    ),
     (["+model.optimizer.betta=0.9"], r"model.optimizer: unknown key\(s\) \['betta'\]"),
-    (["model=regression"], "model=regression needs regression data, but data is a classification task"),
-    (["data=csv", "data.path=nowhere.csv", "data.target=y"], "data.path: file 'nowhere.csv' does not exist"),
-    (["model.monitor=val/accuracy", "callbacks=none"], None),  # checked at the end of fit, see below
+    (
+        ["model=regression"],
+        "model=regression needs regression data, but data is a classification task",
+    ),
+    (
+        ["data=csv", "data.path=nowhere.csv", "data.target=y"],
+        "data.path: file 'nowhere.csv' does not exist",
+    ),
+    (
+        ["model.monitor=val/accuracy", "callbacks=none"],
+        None,
+    ),  # checked at the end of fit, see below
     (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
     (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), [b for b in BAD_INPUTS if b[1]],
-                         ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_bad_input_fails_before_training(overrides: list[str], message: str, make_cfg: MakeCfg) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [b for b in BAD_INPUTS if b[1]],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_bad_input_fails_before_training(
+    overrides: list[str], message: str, make_cfg: MakeCfg
+) -> None:
     cfg = make_cfg(*overrides, *QUICK)
     with pytest.raises(ConfigError, match=message):
         fit(cfg)
@@ -132,7 +167,9 @@ def test_bad_input_fails_before_training(overrides: list[str], message: str, mak
 
 
 def test_labels_that_do_not_fit_the_head() -> None:
-    with pytest.raises(ConfigError, match=r"outputs shape \(3,\) per sample but the data needs \(5,\)"):
+    with pytest.raises(
+        ConfigError, match=r"outputs shape \(3,\) per sample but the data needs \(5,\)"
+    ):
         check_output_shape(torch.nn.Linear(4, 3), (4,), 5)
 
 
@@ -142,8 +179,13 @@ def test_labels_out_of_range_in_a_users_datamodule() -> None:
     class Broken(InMemoryDataModule):
         def load(self) -> Loaded:
             x = np.zeros((20, 3), np.float32)
-            return Loaded(x=x, y=np.arange(20) % 4, task="classification", modality="tabular",
-                          class_names=["a", "b", "c"])
+            return Loaded(
+                x=x,
+                y=np.arange(20) % 4,
+                task="classification",
+                modality="tabular",
+                class_names=["a", "b", "c"],
+            )
 
     with pytest.raises(ConfigError, match=r"labels must be integers in \[0, 3\) for 3 classes"):
         Broken().setup()
@@ -152,5 +194,5 @@ def test_labels_out_of_range_in_a_users_datamodule() -> None:
 def test_locating_runs_reports_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="give run_dir="):
         evaluate(compose_cfg("eval", [], tmp_path))
-    with pytest.raises(ConfigError, match="holds no config.yaml"):
+    with pytest.raises(ConfigError, match=r"holds no config\.yaml"):
         evaluate(compose_cfg("eval", [f"run_dir={tmp_path}"], tmp_path))

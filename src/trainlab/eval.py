@@ -24,7 +24,7 @@ def _main(cfg: DictConfig) -> None:
         discard_untouched_run_dir(cfg.paths.output_dir)
         print(f"trainlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-    print(f"{cfg.split} metrics: {({k: round(v, 4) for k, v in sorted(metrics.items())})}")
+    print(f"{cfg.split} metrics: { ({k: round(v, 4) for k, v in sorted(metrics.items())}) }")
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from trainlab.runtime.configs import CONFIG_DIR, discard_untouched_run_dir, regi
 from trainlab.runtime.ddp import child_argv
 
 
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
@@ -28,7 +27,7 @@ def _main(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from err
     from lightning.pytorch.utilities import rank_zero_only
 
-    if rank_zero_only.rank == 0:
+    if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
     return objective(metrics, cfg.get("optimized_metric"))

@@ -36,7 +36,9 @@ class ClassificationTask(Task):
         **kwargs: Any,
     ) -> None:
         if num_classes < 2:
-            raise ConfigError(f"classification needs at least 2 classes, got num_classes={num_classes}")
+            raise ConfigError(
+                f"classification needs at least 2 classes, got num_classes={num_classes}"
+            )
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(f"{len(class_names)} class names for {num_classes} classes")
         if not 0.0 <= label_smoothing < 1.0:
@@ -58,7 +60,9 @@ class ClassificationTask(Task):
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y, label_smoothing=self.hparams["label_smoothing"])
 
-    def metric_inputs(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def metric_inputs(
+        self, out: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return out.argmax(dim=1), y
 
     def predict_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:

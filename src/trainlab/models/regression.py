@@ -43,7 +43,9 @@ class RegressionTask(Task):
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(out, y)
 
-    def metric_inputs(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def metric_inputs(
+        self, out: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self._original_units(out).flatten(), self._original_units(y).flatten()
 
     def predict_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:

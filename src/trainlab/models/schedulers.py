@@ -7,7 +7,7 @@ what only the running trainer knows (total steps) or the task decides (monitored
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
@@ -30,7 +30,9 @@ def cosine_with_warmup(
     ``monitor`` and ``mode`` are accepted for a uniform call and unused.
     """
     if not 0.0 <= warmup_fraction < 1.0:
-        raise ConfigError(f"model.scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        raise ConfigError(
+            f"model.scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}"
+        )
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ConfigError(f"model.scheduler.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
     total = max(1, int(total_steps))
@@ -50,7 +52,7 @@ def reduce_on_plateau(
     *,
     total_steps: int,
     monitor: str,
-    mode: str,
+    mode: Literal["min", "max"],
     factor: float = 0.5,
     patience: int = 3,
     min_lr: float = 0.0,
@@ -61,10 +63,16 @@ def reduce_on_plateau(
     """
     if not 0.0 < factor < 1.0:
         raise ConfigError(f"model.scheduler.factor must be in (0, 1), got {factor}")
-    scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
+    scheduler = ReduceLROnPlateau(
+        optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr
+    )
     return {"scheduler": scheduler, "monitor": monitor, "interval": "epoch", "frequency": 1}
 
 
 def constant(optimizer: Optimizer, *, total_steps: int, monitor: str, mode: str) -> dict[str, Any]:
     """Keep the learning rate fixed (a schedule of its own so every run has the same shape)."""
-    return {"scheduler": LambdaLR(optimizer, lambda epoch: 1.0), "interval": "epoch", "frequency": 1}
+    return {
+        "scheduler": LambdaLR(optimizer, lambda epoch: 1.0),
+        "interval": "epoch",
+        "frequency": 1,
+    }

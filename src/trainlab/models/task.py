@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -57,7 +57,9 @@ class Task(pl.LightningModule):
         if mode not in MODES:
             raise ConfigError(f"model.mode {mode!r} is unknown; use one of {MODES}")
         if not monitor.startswith("val/"):
-            raise ConfigError(f"model.monitor must name a validation metric (val/...), got {monitor!r}")
+            raise ConfigError(
+                f"model.monitor must name a validation metric (val/...), got {monitor!r}"
+            )
         check_optimizer(optimizer)
         # Plain values only: checkpoints stay loadable with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -76,12 +78,17 @@ class Task(pl.LightningModule):
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def metric_inputs(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def metric_inputs(
+        self, out: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """What the metrics compare: ``(predictions, targets)``."""
         return out, y
 
     def predict_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def split_metrics(self, split: str) -> MetricCollection:
+        return cast(MetricCollection, self.metrics[f"{split}_metrics"])
 
     # -- the one step -------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,12 +101,16 @@ class Task(pl.LightningModule):
         n = len(y)
         # Accumulate on device; read back once per epoch.
         detached = loss.detach() * n
-        self._loss_sum[split] = self._loss_sum[split] + detached if split in self._loss_sum else detached
+        self._loss_sum[split] = (
+            self._loss_sum[split] + detached if split in self._loss_sum else detached
+        )
         self._count[split] = self._count.get(split, 0) + n
-        self.metrics[f"{split}_metrics"].update(*self.metric_inputs(out.detach(), y))
+        self.split_metrics(split).update(*self.metric_inputs(out.detach(), y))
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         return self.model_step(batch, "train")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -117,7 +128,7 @@ class Task(pl.LightningModule):
         if split not in self._count:
             return
         values = {f"{split}/loss": self._loss_sum.pop(split) / self._count.pop(split)}
-        metrics = self.metrics[f"{split}_metrics"]
+        metrics = self.split_metrics(split)
         values.update({f"{split}/{k}": v for k, v in metrics.compute().items()})
         metrics.reset()
         # Averaging over ranks is right for the loss (ranks see equal sample counts, so the mean

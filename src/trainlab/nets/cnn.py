@@ -67,7 +67,9 @@ class CNN(nn.Module):
         c, h, w = input_shape
         blocks: list[nn.Module] = []
         for out in chans:
-            blocks.append(nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
+            blocks.append(
+                nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
+            )
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out))
             blocks.append(make_activation(activation))

@@ -31,7 +31,9 @@ def make_activation(act: ActivationSpec) -> nn.Module:
     if isinstance(act, str):
         key = act.lower()
         if key not in ACTIVATIONS:
-            raise ValueError(f"activation {act!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}")
+            raise ValueError(
+                f"activation {act!r} is unknown; known: {', '.join(sorted(ACTIVATIONS))}"
+            )
         return ACTIVATIONS[key]()
     if isinstance(act, type) and issubclass(act, nn.Module):
         return act()
@@ -45,7 +47,9 @@ def check_dropout(p: float, name: str = "dropout") -> float:
     return float(p)
 
 
-def check_positive_ints(values: Sequence[int] | int, name: str, allow_empty: bool = True) -> list[int]:
+def check_positive_ints(
+    values: Sequence[int] | int, name: str, allow_empty: bool = True
+) -> list[int]:
     """Return ``values`` as a list of ints, each > 0 (a single int is accepted too)."""
     items = [values] if isinstance(values, int) and not isinstance(values, bool) else values
     if isinstance(items, str) or not isinstance(items, Sequence):

@@ -26,7 +26,7 @@ def _accepted_keys(target: Callable[..., Any]) -> set[str] | None:
     owners = inspect.getmro(target) if inspect.isclass(target) else (target,)
     keys: set[str] = set()
     for owner in owners:
-        func = owner.__init__ if inspect.isclass(owner) else owner  # type: ignore[misc]
+        func = owner.__init__ if inspect.isclass(owner) else owner
         if func is object.__init__:
             continue
         params = inspect.signature(func).parameters.values()
@@ -74,7 +74,7 @@ def instantiate_dict(node: DictConfig | None, key: str) -> list[Any]:
     """Instantiate each entry of a mapping of components (callbacks, loggers); nulls are skipped."""
     if node is None:
         return []
-    return [instantiate(v, f"{key}.{k}") for k, v in node.items() if v is not None]
+    return [instantiate(v, f"{key}.{k!s}") for k, v in node.items() if v is not None]
 
 
 @functools.cache
@@ -82,14 +82,17 @@ def nets_by_modality() -> dict[str, list[str]]:
     """Net config names under ``conf/net`` that read each data modality."""
     found: dict[str, list[str]] = {}
     for path in sorted((CONFIG_DIR / "net").glob("*.yaml")):
-        target = OmegaConf.load(path).get("_target_")
+        node = OmegaConf.load(path)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
         cls = hydra.utils.get_class(target) if target else None
         for modality in getattr(cls, "modalities", ()):
             found.setdefault(modality, []).append(path.stem)
     return found
 
 
-def build_net(cfg: DictConfig, input_shape: tuple[int, ...], modality: str, num_outputs: int) -> nn.Module:
+def build_net(
+    cfg: DictConfig, input_shape: tuple[int, ...], modality: str, num_outputs: int
+) -> nn.Module:
     """Build ``cfg.net`` for data of ``input_shape`` and check it reads that data.
 
     Raises:
@@ -122,12 +125,15 @@ def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], num_outputs
         with torch.no_grad():
             out = net(torch.zeros(2, *input_shape))
     except RuntimeError as err:
-        raise ConfigError(f"net fails on inputs of shape (B, {', '.join(map(str, input_shape))}): {err}") from err
+        raise ConfigError(
+            f"net fails on inputs of shape (B, {', '.join(map(str, input_shape))}): {err}"
+        ) from err
     finally:
         net.train(was_training)
     if tuple(out.shape) != (2, num_outputs):
         raise ConfigError(
-            f"net outputs shape {tuple(out.shape[1:])} per sample but the data needs ({num_outputs},) "
+            f"net outputs shape {tuple(out.shape[1:])} per sample but the data needs "
+            f"({num_outputs},) "
             f"(classes or targets); labels do not fit the net's head"
         )
 
@@ -151,7 +157,9 @@ def build_task(cfg: DictConfig, dm: Any, net: nn.Module) -> Any:
     wanted = {ClassificationTask: "classification", RegressionTask: "regression"}
     for task_cls, task in wanted.items():
         if issubclass(cls, task_cls) and dm.task != task:
-            raise ConfigError(f"model={task} needs {task} data, but data is a {dm.task} task; use model={dm.task}")
+            raise ConfigError(
+                f"model={task} needs {task} data, but data is a {dm.task} task; use model={dm.task}"
+            )
     if dm.task == "classification":
         extra: dict[str, Any] = {"num_classes": dm.num_outputs, "class_names": dm.class_names}
     else:

@@ -25,7 +25,9 @@ def register_resolvers() -> None:
         "project_root", lambda: os.environ.get("TRAINLAB_ROOT") or os.getcwd(), replace=True
     )
     OmegaConf.register_new_resolver("run_suffix", lambda: _RUN_SUFFIX, replace=True)
-    OmegaConf.register_new_resolver("optuna_direction", lambda mode: _DIRECTIONS[mode], replace=True)
+    OmegaConf.register_new_resolver(
+        "optuna_direction", lambda mode: _DIRECTIONS[mode], replace=True
+    )
 
 
 def discard_untouched_run_dir(run_dir: str | Path) -> bool:

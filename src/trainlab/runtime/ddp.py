@@ -43,7 +43,11 @@ class JobScope:
         if HydraConfig.initialized() and "LOCAL_RANK" not in os.environ:
             hc = HydraConfig.get()
             os.environ[JOB_ENV] = json.dumps(
-                {"overrides": list(hc.overrides.task), "run_dir": hc.runtime.output_dir, "name": hc.job.name}
+                {
+                    "overrides": list(hc.overrides.task),
+                    "run_dir": hc.runtime.output_dir,
+                    "name": hc.job.name,
+                }
             )
         return self
 

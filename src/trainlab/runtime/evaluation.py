@@ -30,8 +30,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the run's checkpoint on ``cfg.split``; metrics are named ``<split>/<metric>``."""
     _check_split(cfg.split)
     run = restore(cfg.run_dir, cfg.ckpt_path)
-    trainer = pl.Trainer(accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     dm = run.datamodule
     if cfg.split == "val":
         results = trainer.validate(run.model, dataloaders=dm.val_dataloader(), verbose=False)
@@ -42,8 +48,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         k.replace("test/", f"{cfg.split}/", 1): float(v) for r in results for k, v in r.items()
     }
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
-    out.write_text(json.dumps({"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint),
-                               "split": cfg.split, "metrics": metrics}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "run_dir": str(run.run_dir),
+                "checkpoint": str(run.checkpoint),
+                "split": cfg.split,
+                "metrics": metrics,
+            },
+            indent=2,
+        )
+    )
     return metrics
 
 
@@ -58,16 +73,24 @@ def _features_from_csv(run: Restored, path: Path) -> tuple[torch.Tensor, np.ndar
     if names:
         missing = [c for c in names if c not in frame.columns]
         if missing:
-            raise ConfigError(f"input_csv: {path} lacks feature columns {missing}; the model was trained on {names}")
+            raise ConfigError(
+                f"input_csv: {path} lacks feature columns {missing}; "
+                f"the model was trained on {names}"
+            )
         features = frame[names]
     else:
         features = frame.drop(columns=[c for c in ("target", target) if c in frame.columns])
     size = int(np.prod(dm.input_shape))
     if features.shape[1] != size:
-        raise ConfigError(f"input_csv: {path} has {features.shape[1]} feature columns; the model reads {size}")
+        raise ConfigError(
+            f"input_csv: {path} has {features.shape[1]} feature columns; the model reads {size}"
+        )
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad or features.isna().any().any():
-        raise ConfigError(f"input_csv: {path} has non-numeric or missing feature values (columns {bad or 'with NaN'})")
+        raise ConfigError(
+            f"input_csv: {path} has non-numeric or missing feature values "
+            f"(columns {bad or 'with NaN'})"
+        )
     x = dm.transform(features.to_numpy(dtype=np.float32).reshape(-1, *dm.input_shape))
     y = frame[target].to_numpy() if target and target in frame.columns else None
     return x, y

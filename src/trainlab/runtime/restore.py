@@ -41,7 +41,9 @@ def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
         if run_dir:
             runs = [Path(run_dir).resolve()]
         if not runs or not (runs[0] / CONFIG_NAME).is_file():
-            raise ConfigError(f"ckpt_path: no {CONFIG_NAME} in a parent folder of {ckpt}; give run_dir=...")
+            raise ConfigError(
+                f"ckpt_path: no {CONFIG_NAME} in a parent folder of {ckpt}; give run_dir=..."
+            )
         return runs[0], ckpt
     if not run_dir:
         raise ConfigError("give run_dir=<a training run directory> or ckpt_path=<a checkpoint>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> 
     return trainer
 
 
-def _as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
+def _as_floats(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {k: float(v) for result in results for k, v in result.items()}
 
 
@@ -66,12 +67,16 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = str(getattr(trainer.checkpoint_callback, "best_model_path", "") or "")
     ckpt = best or None  # no checkpoint (fast_dev_run): evaluate the weights in memory
     metrics: dict[str, float] = {}
     if cfg.get("test", True):
-        metrics.update(_as_floats(trainer.validate(model, datamodule=dm, ckpt_path=ckpt, verbose=False)))
-        metrics.update(_as_floats(trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False)))
+        metrics.update(
+            _as_floats(trainer.validate(model, datamodule=dm, ckpt_path=ckpt, verbose=False))
+        )
+        metrics.update(
+            _as_floats(trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False))
+        )
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,
