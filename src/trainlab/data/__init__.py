@@ -1,0 +1,16 @@
+"""LightningDataModules: bundled offline datasets, the user's CSV files, MNIST-style IDX files."""
+
+from trainlab.data.base import InMemoryDataModule, Loaded
+from trainlab.data.csv import CSVDataModule
+from trainlab.data.loader import TensorBatches
+from trainlab.data.mnist import IDXImageDataModule
+from trainlab.data.sklearn_sets import SklearnDataModule
+
+__all__ = [
+    "CSVDataModule",
+    "IDXImageDataModule",
+    "InMemoryDataModule",
+    "Loaded",
+    "SklearnDataModule",
+    "TensorBatches",
+]

@@ -1,0 +1,264 @@
+"""The base DataModule for datasets that fit in memory: split, normalise, serve tensor batches."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from trainlab.data.loader import TensorBatches
+from trainlab.errors import ConfigError
+
+TASKS = ("classification", "regression")
+MODALITIES = ("tabular", "image", "sequence")
+NORMALIZE = ("feature", "global", "none")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Loaded:
+    """What a subclass's ``load`` returns.
+
+    ``x`` is float, ``(N, *sample_shape)``; ``y`` holds class indices (classification) or
+    values (regression). ``x_test``/``y_test`` are given where the dataset has a fixed test set.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    task: str
+    modality: str
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise ConfigError(f"data.{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Loads a whole dataset into tensors and serves batches sliced from them.
+
+    Subclasses implement :meth:`load`. Splits are stratified for classification and depend only
+    on ``split_seed`` (never the training seed); normalisation statistics come from the training
+    split alone.
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: batch size for val/test/predict; defaults to ``batch_size``.
+        val_fraction: share of the data (after the test split) held out for validation.
+        test_fraction: share held out for testing; ignored where the dataset has a fixed test set.
+        split_seed: seed of the split, independent of the training seed.
+        normalize: ``"feature"`` (per-feature mean/std), ``"global"`` (one mean/std) or ``"none"``.
+        shuffle_seed: seed of the training batch order; by default the global seed when set.
+
+    Raises:
+        ConfigError: a value is out of range.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        normalize: str = "feature",
+        shuffle_seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
+        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
+        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}"
+            )
+        if normalize not in NORMALIZE:
+            raise ConfigError(f"data.normalize {normalize!r} is unknown; use one of {NORMALIZE}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.split_seed = split_seed
+        self.normalize = normalize
+        self.shuffle_seed = shuffle_seed
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._meta: Loaded | None = None
+
+    # -- to implement --------------------------------------------------------------------
+    def load(self) -> Loaded:
+        """Read the whole dataset into arrays."""
+        raise NotImplementedError
+
+    # -- what nets and tasks read ------------------------------------------------------
+    @property
+    def meta(self) -> Loaded:
+        if self._meta is None:
+            raise RuntimeError("call setup() before reading the data's shape, task or classes")
+        return self._meta
+
+    @property
+    def task(self) -> str:
+        return self.meta.task
+
+    @property
+    def modality(self) -> str:
+        return self.meta.modality
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self._tensors["train"][0].shape[1:])
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.meta.class_names
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        return self.meta.feature_names
+
+    @property
+    def num_outputs(self) -> int:
+        if self.task == "classification":
+            assert self.class_names is not None
+            return len(self.class_names)
+        return 1
+
+    @property
+    def target_stats(self) -> tuple[float, float]:
+        """Mean and std of the regression target on the training split (targets are standardised)."""
+        return self._target_mean, self._target_std
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised ``(x, y)`` tensors of a split."""
+        if split not in SPLITS:
+            raise ConfigError(f"split {split!r} is unknown; use one of {SPLITS}")
+        return self._tensors[split]
+
+    # -- Lightning hooks ------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._tensors:
+            return
+        meta = self.load()
+        self._check_loaded(meta)
+        self._meta = meta
+        arrays = self._split(meta)
+        self._fit_normalisation(arrays["train"][0])
+        if meta.task == "regression":
+            y_train = arrays["train"][1].astype(np.float64)
+            self._target_mean = float(y_train.mean())
+            self._target_std = float(y_train.std()) or 1.0
+        for split, (x, y) in arrays.items():
+            self._tensors[split] = (self.transform(x), self._target_tensor(y))
+
+    def transform(self, x: np.ndarray) -> torch.Tensor:
+        """Normalise raw inputs ``(N, *sample_shape)`` with the training statistics."""
+        z = (x.astype(np.float32) - self._mean) / self._std
+        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+
+    def _target_tensor(self, y: np.ndarray) -> torch.Tensor:
+        if self.task == "classification":
+            return torch.from_numpy(y.astype(np.int64))
+        z = (y.astype(np.float64) - self._target_mean) / self._target_std
+        return torch.from_numpy(z.astype(np.float32)).reshape(-1, 1)
+
+    def _loader(self, split: str, shuffle: bool) -> TensorBatches:
+        x, y = self.tensors(split)
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        seed = self.shuffle_seed
+        if seed is None:
+            seed = int(torch.initial_seed()) % 2**31
+        return TensorBatches(
+            x,
+            y,
+            self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self._loader("test", shuffle=False)
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_loaded(self, meta: Loaded) -> None:
+        if meta.task not in TASKS or meta.modality not in MODALITIES:
+            raise ConfigError(f"unknown task {meta.task!r} or modality {meta.modality!r}")
+        if len(meta.x) != len(meta.y):
+            raise ConfigError(f"inputs and targets differ in length: {len(meta.x)} != {len(meta.y)}")
+        if not np.isfinite(meta.x).all():
+            raise ConfigError("the inputs contain NaN or infinite values")
+        if meta.task == "classification":
+            if meta.class_names is None:
+                raise ConfigError("a classification dataset must name its classes")
+            k = len(meta.class_names)
+            for y in (meta.y, meta.y_test):
+                if y is None:
+                    continue
+                if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
+                    raise ConfigError(
+                        f"labels must be integers in [0, {k}) for {k} classes "
+                        f"({', '.join(meta.class_names[:10])}); got values in "
+                        f"[{y.min()}, {y.max()}] of dtype {y.dtype}"
+                    )
+        elif not np.isfinite(meta.y.astype(np.float64)).all():
+            raise ConfigError("the regression targets contain NaN or infinite values")
+
+    def _split(self, meta: Loaded) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        def cut(x: np.ndarray, y: np.ndarray, frac: float) -> list[np.ndarray]:
+            stratify = y if meta.task == "classification" else None
+            try:
+                return train_test_split(
+                    x, y, test_size=frac, random_state=self.split_seed, stratify=stratify
+                )
+            except ValueError:
+                if stratify is None:
+                    raise
+                warnings.warn(
+                    "a class has too few samples for a stratified split; splitting at random",
+                    stacklevel=2,
+                )
+                return train_test_split(x, y, test_size=frac, random_state=self.split_seed)
+
+        if meta.x_test is not None and meta.y_test is not None:
+            x_test, y_test = meta.x_test, meta.y_test
+            x_rest, y_rest = meta.x, meta.y
+            val_frac = self.val_fraction
+        else:
+            x_rest, x_test, y_rest, y_test = cut(meta.x, meta.y, self.test_fraction)
+            val_frac = self.val_fraction / (1.0 - self.test_fraction)
+        x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_frac)
+        return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+
+    def _fit_normalisation(self, x_train: np.ndarray) -> None:
+        x = x_train.astype(np.float64)
+        if self.normalize == "feature":
+            mean, std = x.mean(axis=0), x.std(axis=0)
+            std[std == 0] = 1.0  # constant features (blank pixels) pass through centred
+        elif self.normalize == "global":
+            mean, std = np.asarray(x.mean()), np.asarray(x.std() or 1.0)
+        else:
+            mean, std = np.asarray(0.0), np.asarray(1.0)
+        self._mean, self._std = mean.astype(np.float32), std.astype(np.float32)

@@ -1,0 +1,96 @@
+"""Batches sliced from in-memory tensors: no Dataset, no per-sample collate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+
+class EpochSampler:
+    """Holds the epoch number; Lightning calls ``set_epoch`` on a loader's ``sampler`` each epoch.
+
+    The shuffle order of an epoch depends only on ``(seed, epoch)``, so a resumed run sees the
+    same batches it would have seen without the interruption.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class TensorBatches:
+    """An iterable of ``(x, y)`` batches cut from two tensors that share their first dimension.
+
+    Under data parallelism each rank reads every ``world_size``-th sample of the same epoch
+    order, padded by wrapping around so that all ranks take the same number of steps
+    (as ``DistributedSampler`` does).
+
+    Args:
+        x: inputs, ``(N, *input_shape)``.
+        y: targets, ``(N,)`` or ``(N, T)``.
+        batch_size: samples per batch.
+        shuffle: draw a new order each epoch from ``(seed, epoch)``.
+        seed: base seed of the shuffle.
+        rank: this process's rank; ``world_size``: number of data-parallel ranks.
+        drop_last: drop a last, smaller batch.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} != {len(y)}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.drop_last = drop_last
+        # Lightning looks for these two attributes on any loader: ``sampler.set_epoch`` is
+        # called every epoch; there is no batch sampler.
+        self.sampler = EpochSampler()
+        self.batch_sampler = None
+
+    def _samples_per_rank(self) -> int:
+        return math.ceil(len(self.x) / self.world_size)
+
+    def __len__(self) -> int:
+        n = self._samples_per_rank()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _order(self) -> torch.Tensor | None:
+        """Indices this rank reads this epoch, or None to read the tensors in place."""
+        n = len(self.x)
+        if not self.shuffle and self.world_size == 1:
+            return None
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = torch.arange(n)
+        padded = self._samples_per_rank() * self.world_size
+        if padded > n:
+            order = torch.cat([order, order[: padded - n]])
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        # One gather per epoch, then views: cheaper than indexing every batch.
+        x, y = (self.x, self.y) if order is None else (self.x[order], self.y[order])
+        for i in range(len(self)):
+            s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            yield x[s], y[s]
