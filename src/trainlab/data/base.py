@@ -77,13 +77,16 @@ class InMemoryDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
                 raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
         self.val_fraction = _check_fraction(val_fraction, "val_fraction")
         self.test_fraction = _check_fraction(test_fraction, "test_fraction")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError(
-                f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}"
+                "data.val_fraction + data.test_fraction must be < 1, "
+                f"got {val_fraction} + {test_fraction}"
             )
         if normalize not in NORMALIZE:
             raise ConfigError(f"data.normalize {normalize!r} is unknown; use one of {NORMALIZE}")
@@ -136,7 +139,7 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     @property
     def target_stats(self) -> tuple[float, float]:
-        """Mean and std of the regression target on the training split (targets are standardised)."""
+        """Mean and std of the regression target on the training split (which standardises it)."""
         return self._target_mean, self._target_std
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +210,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         if meta.task not in TASKS or meta.modality not in MODALITIES:
             raise ConfigError(f"unknown task {meta.task!r} or modality {meta.modality!r}")
         if len(meta.x) != len(meta.y):
-            raise ConfigError(f"inputs and targets differ in length: {len(meta.x)} != {len(meta.y)}")
+            raise ConfigError(
+                f"inputs and targets differ in length: {len(meta.x)} != {len(meta.y)}"
+            )
         if not np.isfinite(meta.x).all():
             raise ConfigError("the inputs contain NaN or infinite values")
         if meta.task == "classification":

@@ -68,7 +68,9 @@ class CSVDataModule(InMemoryDataModule):
         """Pick and check the feature columns of ``frame`` (also used for prediction files)."""
         missing = [c for c in self.meta.feature_names or [] if c not in frame.columns]
         if missing:
-            raise ConfigError(f"{source}: feature columns {missing} are missing; it has {list(frame.columns)}")
+            raise ConfigError(
+                f"{source}: feature columns {missing} are missing; it has {list(frame.columns)}"
+            )
         return self._numeric(frame[self.meta.feature_names], source)
 
     def _numeric(self, frame: pd.DataFrame, source: Path) -> np.ndarray:
@@ -92,29 +94,56 @@ class CSVDataModule(InMemoryDataModule):
             raise ConfigError(f"data.path: cannot read {self.path} as CSV: {err}") from err
         columns = [str(c) for c in frame.columns]
         if self.target not in columns:
-            raise ConfigError(f"data.target: column {self.target!r} is not in {self.path}; columns: {columns}")
-        features = self.features if self.features is not None else [c for c in columns if c != self.target]
+            raise ConfigError(
+                f"data.target: column {self.target!r} is not in {self.path}; columns: {columns}"
+            )
+        features = (
+            self.features if self.features is not None else [c for c in columns if c != self.target]
+        )
         unknown = [c for c in features if c not in columns]
         if unknown:
-            raise ConfigError(f"data.features: columns {unknown} are not in {self.path}; columns: {columns}")
+            raise ConfigError(
+                f"data.features: columns {unknown} are not in {self.path}; columns: {columns}"
+            )
         if self.target in features:
             raise ConfigError(f"data.features must not include the target column {self.target!r}")
         if not features:
-            raise ConfigError(f"data.features: {self.path} has no feature columns besides the target")
+            raise ConfigError(
+                f"data.features: {self.path} has no feature columns besides the target"
+            )
         x = self._numeric(frame[features], self.path)
         target = frame[self.target]
         if target.isna().any():
-            raise ConfigError(f"{self.path}: target column {self.target!r} has {int(target.isna().sum())} missing values")
+            raise ConfigError(
+                f"{self.path}: target column {self.target!r} has "
+                f"{int(target.isna().sum())} missing values"
+            )
         task = infer_task(target) if self.task_setting == "auto" else self.task_setting
         if task == "regression":
             if not pd.api.types.is_numeric_dtype(target):
-                raise ConfigError(f"data.task=regression needs a numeric target; {self.target!r} holds text")
-            return Loaded(x=x, y=target.to_numpy(dtype=np.float64), task=task, modality="tabular",
-                          feature_names=features)
+                raise ConfigError(
+                    f"data.task=regression needs a numeric target; {self.target!r} holds text"
+                )
+            return Loaded(
+                x=x,
+                y=target.to_numpy(dtype=np.float64),
+                task=task,
+                modality="tabular",
+                feature_names=features,
+            )
         classes = sorted(target.unique().tolist())
         if len(classes) < 2:
-            raise ConfigError(f"{self.path}: target {self.target!r} has a single class {classes}; need two or more")
+            raise ConfigError(
+                f"{self.path}: target {self.target!r} has a single class {classes}; "
+                "need two or more"
+            )
         index = {c: i for i, c in enumerate(classes)}
         y = target.map(index).to_numpy(dtype=np.int64)
-        return Loaded(x=x, y=y, task=task, modality="tabular", class_names=[str(c) for c in classes],
-                      feature_names=features)
+        return Loaded(
+            x=x,
+            y=y,
+            task=task,
+            modality="tabular",
+            class_names=[str(c) for c in classes],
+            feature_names=features,
+        )

@@ -47,9 +47,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
         raise ConfigError(
-            f"{path}: IDX header promises shape {shape} ({expected} bytes) but holds {len(data) - header}"
+            f"{path}: IDX header promises shape {shape} ({expected} bytes) "
+            f"but holds {len(data) - header}"
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(data, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def md5sum(path: Path) -> str:
@@ -60,7 +65,9 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(filename: str, md5: str, mirrors: Sequence[str], dest_dir: Path, timeout: float = 60.0) -> Path:
+def download(
+    filename: str, md5: str, mirrors: Sequence[str], dest_dir: Path, timeout: float = 60.0
+) -> Path:
     """Fetch ``filename`` from the first mirror that serves it with the right MD5.
 
     The file is written to a temporary name and moved into place only once its checksum

@@ -42,7 +42,9 @@ class SklearnDataModule(InMemoryDataModule):
         if layout not in LAYOUTS:
             raise ConfigError(f"data.layout {layout!r} is unknown; use one of {LAYOUTS}")
         if layout != "tabular" and dataset != "digits":
-            raise ConfigError(f"data.layout={layout} needs dataset=digits; {dataset} is tabular only")
+            raise ConfigError(
+                f"data.layout={layout} needs dataset=digits; {dataset} is tabular only"
+            )
         self.dataset = dataset
         self.layout = layout
 
@@ -54,8 +56,13 @@ class SklearnDataModule(InMemoryDataModule):
         elif self.layout == "sequence":
             x = x.reshape(-1, 8, 8)  # (N, T, F): rows are time steps
         if self.dataset in REGRESSION:
-            return Loaded(x=x, y=np.asarray(bunch.target, dtype=np.float64), task="regression",
-                          modality=self.layout, feature_names=list(bunch.feature_names))
+            return Loaded(
+                x=x,
+                y=np.asarray(bunch.target, dtype=np.float64),
+                task="regression",
+                modality=self.layout,
+                feature_names=list(bunch.feature_names),
+            )
         return Loaded(
             x=x,
             y=np.asarray(bunch.target, dtype=np.int64),

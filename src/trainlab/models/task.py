@@ -75,6 +75,10 @@ class Task(pl.LightningModule):
     def make_metrics(self) -> MetricCollection:
         raise NotImplementedError
 
+    def epoch_metrics(self, computed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The metrics to log from what the metric collection computed over an epoch."""
+        return computed
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -129,7 +133,7 @@ class Task(pl.LightningModule):
             return
         values = {f"{split}/loss": self._loss_sum.pop(split) / self._count.pop(split)}
         metrics = self.split_metrics(split)
-        values.update({f"{split}/{k}": v for k, v in metrics.compute().items()})
+        values.update({f"{split}/{k}": v for k, v in self.epoch_metrics(metrics.compute()).items()})
         metrics.reset()
         # Averaging over ranks is right for the loss (ranks see equal sample counts, so the mean
         # of means is the mean) and a no-op for torchmetrics values, already reduced over ranks.
