@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, compose_cfg, run_cli
+from trainlab.runtime.evaluation import evaluate
 
 QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar=null", "trainer.accelerator=cpu"]
 
@@ -145,6 +146,12 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     assert first["weights"] == second["weights"]
     # 1,257 training samples: 629 per rank, 10 batches of 64 a rank and epoch (20 on one process)
     assert first["steps"] == second["steps"] == 2 * 10
+    # Calibration under DDP gives the numbers one process computes from the same checkpoint.
+    run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
+    report = json.loads((Path(run_dir) / "calibration.json").read_text())
+    single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval"))
+    assert single["test/ece"] == pytest.approx(report["before"]["ece"], abs=1e-6)
+    assert single["test/ece_calibrated"] == pytest.approx(report["after"]["ece"], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -193,8 +200,9 @@ def test_wandb_offline_run_holds_the_test_metrics(tmp_path: Path) -> None:
     summary = json.loads(read.stdout)
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert summary["state"] == "finished" and summary["name"] == "digits_mlp"
-    for key in ("test/acc", "test/loss"):
+    for key in ("test/acc", "test/loss", "test/ece", "test/ece_calibrated"):
         assert summary["summary"][key] == pytest.approx(metrics[key], rel=1e-6)
+    assert summary["summary"]["calibration/reliability"]["_type"] == "images/separated"
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from trainlab.calibration import calibration_report
+from trainlab.callbacks.calibration import HEADLINE, split_logits
 from trainlab.data.base import SPLITS
 from trainlab.errors import ConfigError
 from trainlab.runtime.restore import Restored, restore
@@ -47,6 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = {
         k.replace("test/", f"{cfg.split}/", 1): float(v) for r in results for k, v in r.items()
     }
+    if run.calibrator is not None:
+        metrics.update(_calibration_metrics(run, cfg.split))
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
     out.write_text(
         json.dumps(
@@ -59,6 +63,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             indent=2,
         )
     )
+    return metrics
+
+
+def _calibration_metrics(run: Restored, split: str) -> dict[str, float]:
+    """Calibration of ``split`` without and with the run's saved calibrator."""
+    logits, labels = split_logits(run.model, run.datamodule, split)
+    with torch.no_grad():
+        calibrated = run.calibrator(logits)
+    before, after = calibration_report(logits, labels), calibration_report(calibrated, labels)
+    metrics = {f"{split}/{k}": before[k] for k in HEADLINE}
+    metrics.update({f"{split}/{k}_calibrated": after[k] for k in (*HEADLINE, "acc")})
     return metrics
 
 
@@ -114,8 +129,14 @@ def predict(cfg: DictConfig) -> Path:
         _check_split(cfg.split)
         x, y = dm.tensors(cfg.split)
         targets = y.numpy()
+    calibrator = run.calibrator if cfg.get("calibrated", True) else None
+    if cfg.get("calibrated", True) and run.calibrator is None and dm.class_names is not None:
+        log.warning("%s holds no calibrator: writing uncalibrated probabilities", run.checkpoint)
     with torch.no_grad():
-        outs = [model.predict_outputs(model(xb)) for xb in x.split(dm.eval_batch_size)]
+        logits = [model(xb) for xb in x.split(dm.eval_batch_size)]
+        if calibrator is not None:
+            logits = [calibrator(z) for z in logits]
+        outs = [model.predict_outputs(z) for z in logits]
     merged = {k: torch.cat([o[k] for o in outs]).numpy() for k in outs[0]}
     table = pd.DataFrame(index=pd.RangeIndex(len(x), name="row"))
     names = dm.class_names

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from trainlab.calibration import load_calibrator
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 
@@ -22,6 +23,7 @@ class Restored:
     cfg: DictConfig
     datamodule: Any
     model: Any
+    calibrator: Any  # a fitted Calibrator saved with the checkpoint, or None
 
 
 def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
@@ -66,4 +68,4 @@ def restore(run_dir: str | None, ckpt_path: str | None) -> Restored:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     model.load_state_dict(state["state_dict"])
     model.eval()
-    return Restored(run, ckpt, cfg, dm, model)
+    return Restored(run, ckpt, cfg, dm, model, load_calibrator(state))

@@ -77,6 +77,10 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         metrics.update(
             _as_floats(trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False))
         )
+        for callback in getattr(trainer, "callbacks", []):  # e.g. calibration: its headline numbers
+            report = getattr(callback, "report_metrics", None)
+            if callable(report):
+                metrics.update(report())
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,

@@ -1,0 +1,141 @@
+"""Measure calibration at the end of a run, fit a post-hoc calibrator, report and save it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from typing_extensions import override
+
+from trainlab.calibration.metrics import calibration_report, check_n_bins
+from trainlab.calibration.plots import save_reliability_diagram
+from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
+from trainlab.errors import ConfigError
+from trainlab.loggers.images import log_image
+
+HEADLINE = ("ece", "ece_adaptive", "mce", "nll", "brier")
+
+
+@torch.no_grad()
+def split_logits(
+    model: pl.LightningModule, datamodule: Any, split: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, K)`` and labels ``(N,)`` of a whole split of an in-memory DataModule."""
+    x, y = datamodule.tensors(split)
+    was_training = model.training
+    model.eval()
+    outs = [model(xb.to(model.device)).float().cpu() for xb in x.split(datamodule.eval_batch_size)]
+    model.train(was_training)
+    return torch.cat(outs), y
+
+
+class Calibration(pl.Callback):
+    """After testing, fit a calibrator on the validation logits and report the test split's
+    calibration before and after.
+
+    Writes ``calibration.json`` and ``reliability.png`` into ``dirpath``, logs the numbers and
+    the diagram to every logger, adds the headline numbers to ``metrics.json`` and stores the
+    calibrator in the tested checkpoint (for ``eval`` and ``predict``).
+
+    Every rank computes on the whole split (the data is in memory on each), so DDP gives the
+    numbers one process would.
+
+    Args:
+        method: ``temperature`` (default), ``vector``, ``platt`` (binary tasks) or ``auto``
+            (Platt for two classes, else temperature).
+        n_bins: equal-width confidence bins for ECE, MCE and the diagram.
+        dirpath: where the report goes; default the trainer's ``default_root_dir``.
+
+    Raises:
+        ConfigError: an unknown method, ``n_bins < 1``, or a task that is not classification.
+    """
+
+    def __init__(
+        self, method: str = "temperature", n_bins: int = 15, dirpath: str | None = None
+    ) -> None:
+        if method not in (*METHODS, "auto"):
+            raise ConfigError(
+                f"callbacks.calibration.method {method!r} is unknown; "
+                f"use one of {[*METHODS, 'auto']}"
+            )
+        try:
+            self.n_bins = check_n_bins(n_bins)
+        except ConfigError as err:
+            raise ConfigError(f"callbacks.calibration.{err}") from err
+        self.method = method
+        self.dirpath = dirpath
+        self.results: dict[str, Any] = {}
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from trainlab.models import ClassificationTask
+
+        if not isinstance(pl_module, ClassificationTask):
+            raise ConfigError(
+                f"callbacks.calibration needs a classification task, this run is "
+                f"{type(pl_module).__name__}; drop it with callbacks.calibration=null"
+            )
+        if not hasattr(getattr(trainer, "datamodule", None), "tensors"):
+            raise ConfigError("callbacks.calibration needs a trainlab InMemoryDataModule")
+        if self.method == "platt" and pl_module.hparams["num_classes"] != 2:
+            make_calibrator("platt", pl_module.hparams["num_classes"])  # raises with the reason
+
+    @override
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = getattr(trainer, "datamodule", None)
+        val_logits, val_labels = split_logits(pl_module, dm, "val")
+        test_logits, test_labels = split_logits(pl_module, dm, "test")
+        with torch.inference_mode(False):  # Lightning tests under inference mode
+            calibrator = make_calibrator(self.method, val_logits.shape[1])
+            calibrator.fit(val_logits, val_labels)
+            with torch.no_grad():
+                calibrated = calibrator(test_logits.clone())
+        before = calibration_report(test_logits, test_labels, self.n_bins)
+        after = calibration_report(calibrated, test_labels, self.n_bins)
+        self.results = {
+            "method": calibrator.method,
+            "fit_on": "val",
+            "evaluated_on": "test",
+            "n_bins": self.n_bins,
+            "parameters": calibrator.parameters_dict(),
+            "before": before,
+            "after": after,
+            "checkpoint": trainer.ckpt_path,
+        }
+        if not trainer.is_global_zero:
+            return
+        out = Path(self.dirpath or trainer.default_root_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "calibration.json").write_text(json.dumps(self.results, indent=2))
+        figure = save_reliability_diagram(
+            {"uncalibrated": before, f"{calibrator.method} scaling": after},
+            out / "reliability.png",
+            title="test split",
+        )
+        for logger in trainer.loggers:
+            logger.log_metrics(self.report_metrics(), step=trainer.global_step)
+        log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
+        if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
+            self._save_into(Path(trainer.ckpt_path), calibrator_state(calibrator))
+
+    def report_metrics(self) -> dict[str, float]:
+        """Headline numbers for ``metrics.json``: test calibration before and after."""
+        if not self.results:
+            return {}
+        metrics = {f"test/{k}": self.results["before"][k] for k in HEADLINE}
+        metrics.update(
+            {f"test/{k}_calibrated": self.results["after"][k] for k in (*HEADLINE, "acc")}
+        )
+        return metrics
+
+    @staticmethod
+    def _save_into(path: Path, state: dict[str, Any]) -> None:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint[CHECKPOINT_KEY] = state
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)  # atomic: the checkpoint is never half-written
