@@ -31,3 +31,29 @@ class RecordRankWeights(pl.Callback):
         }
         self.dirpath.mkdir(parents=True, exist_ok=True)
         (self.dirpath / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class BlowUpLearningRate(pl.Callback):
+    """From ``epoch`` on, every optimiser runs at ``lr``: a healthy run made to diverge."""
+
+    def __init__(self, epoch: int, lr: float) -> None:
+        self.epoch, self.lr = epoch, lr
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch >= self.epoch:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr
+
+
+class NegativeBias(pl.Callback):
+    """Before training, sets every linear layer's bias to ``value``: ReLUs after them go dead."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with torch.no_grad():
+            for module in pl_module.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.bias.fill_(self.value)

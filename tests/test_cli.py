@@ -215,3 +215,28 @@ def test_mlflow_logs_into_sqlite(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "logs" / "mlflow.db") as db:
         keys = {row[0] for row in db.execute("select distinct key from metrics")}
     assert {"test/acc", "val/loss", "train/loss"} <= keys
+
+
+@pytest.mark.slow
+def test_ranks_agree_on_a_divergence_stop(tmp_path: Path) -> None:
+    result = run_cli(
+        "trainlab.train",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=5",
+        "callbacks.progress_bar=null",
+        "callbacks.early_stopping=null",
+        RECORD,
+        f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
+        "+callbacks.blow_up._target_=tests.helpers.BlowUpLearningRate",
+        "+callbacks.blow_up.epoch=1",
+        "+callbacks.blow_up.lr=1e4",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # a stopped run is a result, not a crash
+    first, second = _ddp_records(tmp_path / "ranks")
+    assert first["steps"] == second["steps"] < 5 * 10
+    run_dir = Path(result.stdout.split("run directory: ")[1].splitlines()[0])
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["stop_reason"].startswith("diverged at step")
+    assert (run_dir / "checkpoints" / "last-good.ckpt").is_file()

@@ -46,7 +46,14 @@ def test_checkpoint_hyperparameters_are_plain_values() -> None:
         class_names=["a", "b", "c"],
         optimizer=functools.partial(torch.optim.Adam, lr=0.1),
     )
-    assert set(task.hparams) == {"num_classes", "class_names", "label_smoothing", "monitor", "mode"}
+    assert set(task.hparams) == {
+        "num_classes",
+        "class_names",
+        "label_smoothing",
+        "monitor",
+        "mode",
+        "log_gap",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
-"""Lightning callbacks of trainlab's own."""
+"""Lightning callbacks of trainlab's own: calibration and training diagnostics."""
 
 from trainlab.callbacks.calibration import Calibration
+from trainlab.callbacks.curves import LearningCurves
+from trainlab.callbacks.dead_units import DeadUnits
+from trainlab.callbacks.divergence import DivergenceGuard
+from trainlab.callbacks.gradients import GradientHealth
 
-__all__ = ["Calibration"]
+__all__ = ["Calibration", "DeadUnits", "DivergenceGuard", "GradientHealth", "LearningCurves"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,22 @@ from trainlab.errors import ConfigError
 TASKS = ("classification", "regression")
 MODALITIES = ("tabular", "image", "sequence")
 NORMALIZE = ("feature", "global", "none")
+LEAKAGE = ("warn", "error", "ignore")
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
+
+
+def count_shared_samples(splits: dict[str, np.ndarray]) -> dict[str, int]:
+    """For each later split, how many of its samples equal (bytewise) a sample of an earlier
+    one: ``{"train/val": 3, "train/test": 5, "val/test": 0}``."""
+    seen: dict[str, set[bytes]] = {}
+    counts = {}
+    for name, x in splits.items():
+        rows = [r.tobytes() for r in np.ascontiguousarray(x).reshape(len(x), -1)]
+        for earlier, keys in seen.items():
+            counts[f"{earlier}/{name}"] = sum(r in keys for r in rows)
+        seen[name] = set(rows)
+    return counts
 
 
 @dataclass
@@ -60,6 +76,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         split_seed: seed of the split, independent of the training seed.
         normalize: ``"feature"`` (per-feature mean/std), ``"global"`` (one mean/std) or ``"none"``.
         shuffle_seed: seed of the training batch order; by default the global seed when set.
+        leakage: what to do about inputs that appear in two splits (exact duplicates):
+            ``warn`` (default), ``error``, or ``ignore``. The counts are in ``leakage_counts``.
 
     Raises:
         ConfigError: a value is out of range.
@@ -74,6 +92,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         normalize: str = "feature",
         shuffle_seed: int | None = None,
+        leakage: str = "warn",
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -90,6 +109,10 @@ class InMemoryDataModule(pl.LightningDataModule):
             )
         if normalize not in NORMALIZE:
             raise ConfigError(f"data.normalize {normalize!r} is unknown; use one of {NORMALIZE}")
+        if leakage not in LEAKAGE:
+            raise ConfigError(f"data.leakage {leakage!r} is unknown; use one of {LEAKAGE}")
+        self.leakage = leakage
+        self.leakage_counts: dict[str, int] = {}
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.split_seed = split_seed
@@ -156,6 +179,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self._check_loaded(meta)
         self._meta = meta
         arrays = self._split(meta)
+        self._check_leakage(arrays)
         self._fit_normalisation(arrays["train"][0])
         if meta.task == "regression":
             y_train = arrays["train"][1].astype(np.float64)
@@ -256,6 +280,22 @@ class InMemoryDataModule(pl.LightningDataModule):
             val_frac = self.val_fraction / (1.0 - self.test_fraction)
         x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_frac)
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+
+    def _check_leakage(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        if self.leakage == "ignore":
+            return
+        self.leakage_counts = count_shared_samples({s: x for s, (x, _) in arrays.items()})
+        if not any(self.leakage_counts.values()):
+            return
+        message = (
+            "data leakage: exact duplicate inputs across splits "
+            + ", ".join(f"{n} {pair}" for pair, n in self.leakage_counts.items() if n)
+            + " (samples of the second split that also occur in the first); their scores "
+            "overstate generalization. Deduplicate the data, or set data.leakage=ignore."
+        )
+        if self.leakage == "error":
+            raise ConfigError(message)
+        log.warning(message)
 
     def _fit_normalisation(self, x_train: np.ndarray) -> None:
         x = x_train.astype(np.float64)

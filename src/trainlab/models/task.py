@@ -43,6 +43,7 @@ class Task(pl.LightningModule):
         scheduler: partial scheduler factory (see :mod:`trainlab.models.schedulers`) or None.
         monitor: the validation metric that decides the best checkpoint and plateau schedules.
         mode: ``"max"`` or ``"min"``: whether a larger ``monitor`` is better.
+        log_gap: log the generalization gap ``gap/<metric>`` (train minus val) every epoch.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class Task(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         monitor: str = "val/loss",
         mode: str = "min",
+        log_gap: bool = True,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -131,15 +133,26 @@ class Task(pl.LightningModule):
     def _log_epoch(self, split: str) -> None:
         if split not in self._count:
             return
-        values = {f"{split}/loss": self._loss_sum.pop(split) / self._count.pop(split)}
+        loss = self._loss_sum.pop(split) / self._count.pop(split)
+        # Ranks see equal sample counts, so the mean over ranks of their means is the mean.
+        values = {"loss": self.trainer.strategy.reduce(loss, reduce_op="mean")}
         metrics = self.split_metrics(split)
-        values.update({f"{split}/{k}": v for k, v in self.epoch_metrics(metrics.compute()).items()})
+        values.update(self.epoch_metrics(metrics.compute()))  # reduced over ranks already
         metrics.reset()
-        # Averaging over ranks is right for the loss (ranks see equal sample counts, so the mean
-        # of means is the mean) and a no-op for torchmetrics values, already reduced over ranks.
-        loss_key = f"{split}/loss"
-        self.log(loss_key, values.pop(loss_key), sync_dist=True, prog_bar=split != "test")
-        self.log_dict(values, sync_dist=True, prog_bar=split == "val")
+        # Every value is the same on all ranks by now; sync_dist only tells Lightning so.
+        self.log(f"{split}/loss", values["loss"], sync_dist=True, prog_bar=split != "test")
+        self.log_dict(
+            {f"{split}/{k}": v for k, v in values.items() if k != "loss"},
+            sync_dist=True,
+            prog_bar=split == "val",
+        )
+        if split == "train" and self.hparams["log_gap"]:
+            # Validation ran before this hook, so val/* hold this epoch's values.
+            seen = self.trainer.callback_metrics
+            gaps = {
+                f"gap/{k}": v - seen[f"val/{k}"] for k, v in values.items() if f"val/{k}" in seen
+            }
+            self.log_dict(gaps, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import save_config
+from trainlab.runtime.lr_find import tune_learning_rate
 
 log = logging.getLogger(__name__)
 # Lightning gives its package logger a console handler of its own; records also reach the root
@@ -62,6 +63,9 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         save_config(cfg, out_dir / "config.yaml")
         if dm.class_names is not None:
             (out_dir / "classes.json").write_text(json.dumps(dm.class_names, indent=1))
+    suggested_lr = None
+    if cfg.get("tune_lr"):
+        suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
@@ -81,6 +85,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             report = getattr(callback, "report_metrics", None)
             if callable(report):
                 metrics.update(report())
+    diagnostics = collect_diagnostics(trainer, dm, suggested_lr)
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,
@@ -88,9 +93,32 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
             "seed": cfg.seed,
+            "stop_reason": stop_reason(trainer),
         }
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+        (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
     return metrics
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """Why training ended: a diagnostic's stop, early stopping, or the configured limits."""
+    for callback in getattr(trainer, "callbacks", []):
+        if reason := getattr(callback, "stop_reason", None):
+            return str(reason)
+    early = getattr(trainer, "early_stopping_callback", None)
+    if early is not None and early.stopped_epoch > 0:
+        return f"early stopping at epoch {early.stopped_epoch}: {early.monitor} stopped improving"
+    return "completed the configured epochs or steps"
+
+
+def collect_diagnostics(trainer: pl.Trainer, dm: Any, suggested_lr: float | None) -> dict[str, Any]:
+    """The evidence the diagnostics left: their events, leakage counts, the LR test."""
+    found: dict[str, Any] = {"leakage": getattr(dm, "leakage_counts", {}), "lr_find": suggested_lr}
+    for callback in getattr(trainer, "callbacks", []):
+        report = getattr(callback, "diagnostics", None)
+        if callable(report):
+            found.update(report())
+    return found
 
 
 def objective(metrics: dict[str, float], name: str | None) -> float | None:

@@ -1,0 +1,92 @@
+"""Learning curves: train and validation loss and the main metric per epoch, as a picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from typing_extensions import override
+
+from trainlab.loggers.images import log_image
+
+PREFIXES = ("train/", "val/", "gap/")
+
+
+def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path: Path) -> Path:
+    """Loss and ``metric`` for train and val per epoch; the best val-loss epoch is marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = sorted(history)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, name in zip(axes, ("loss", metric), strict=True):
+        for split, style in (("train", "-"), ("val", "--")):
+            key = f"{split}/{name}"
+            points = [(e, history[e][key]) for e in epochs if key in history[e]]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, marker=".", label=key)
+        ax.set(xlabel="epoch", ylabel=name, title=name)
+        ax.grid(alpha=0.3)
+    val_losses = [(history[e]["val/loss"], e) for e in epochs if "val/loss" in history[e]]
+    if val_losses:
+        best = min(val_losses)[1]
+        for ax in axes:
+            ax.axvline(best, color="gray", linestyle=":", label=f"best val loss (epoch {best})")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+class LearningCurves(pl.Callback):
+    """Records each epoch's ``train/*``, ``val/*`` and ``gap/*`` values and, when training ends,
+    writes ``learning_curves.png`` and sends it to every logger.
+
+    Args:
+        metric: the metric drawn beside the loss; default ``acc`` when logged, else the first
+            other validation metric.
+        dirpath: where the picture goes; default the trainer's ``default_root_dir``.
+    """
+
+    def __init__(self, metric: str | None = None, dirpath: str | None = None) -> None:
+        self.metric = metric
+        self.dirpath = dirpath
+        self.history: dict[int, dict[str, float]] = {}
+        self.path: Path | None = None
+
+    def _record(self, trainer: pl.Trainer, epoch: int) -> None:
+        if epoch < 0 or epoch in self.history:
+            return
+        values = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(PREFIXES)
+        }
+        if values:
+            self.history[epoch] = values
+
+    @override
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, trainer.current_epoch - 1)  # the previous epoch is complete now
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, trainer.current_epoch - 1)
+        if not trainer.is_global_zero or not self.history or trainer.sanity_checking:
+            return
+        keys = {
+            k.split("/", 1)[1] for v in self.history.values() for k in v if k.startswith("val/")
+        }
+        metric = self.metric or (
+            "acc" if "acc" in keys else next(iter(sorted(keys - {"loss"})), "loss")
+        )
+        out = Path(self.dirpath or trainer.default_root_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = plot_learning_curves(self.history, metric, out / "learning_curves.png")
+        log_image(trainer.loggers, "learning_curves", self.path, step=trainer.global_step)
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"learning_curves": str(self.path) if self.path else None}

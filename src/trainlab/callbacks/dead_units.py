@@ -1,0 +1,85 @@
+"""Dead ReLU units: units that output zero for every sample of a validation epoch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+from typing_extensions import override
+
+from trainlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class DeadUnits(pl.Callback):
+    """During validation, tracks for every ``nn.ReLU`` which units (features, or channels of
+    conv maps) were ever positive; logs ``dead_units/<layer>`` (the fraction that never was)
+    and warns when a layer's fraction exceeds ``threshold``.
+
+    Args:
+        threshold: warn above this fraction of dead units in a layer, in (0, 1].
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        if not 0 < threshold <= 1:
+            raise ConfigError(f"callbacks.dead_units.threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self._alive: dict[str, torch.Tensor] = {}
+        self._handles: list[RemovableHandle] = []
+        self.events: list[dict[str, Any]] = []
+        self.last: dict[str, float] = {}
+
+    def _hook(self, name: str) -> Any:
+        def record(module: nn.Module, inputs: Any, out: torch.Tensor) -> None:
+            # (B, F) -> per feature; (B, C, ...) -> per channel
+            fired = out > 0
+            positive = fired.any(0) if out.ndim == 2 else fired.transpose(0, 1).flatten(1).any(1)
+            self._alive[name] = self._alive[name] | positive if name in self._alive else positive
+
+        return record
+
+    @override
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._alive = {}
+        self._handles = [
+            m.register_forward_hook(self._hook(n))
+            for n, m in pl_module.named_modules()
+            if isinstance(m, nn.ReLU)
+        ]
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if not self._alive:
+            return
+        dead = {n: 1.0 - float(alive.float().mean()) for n, alive in self._alive.items()}
+        self.last = dead
+        pl_module.log_dict({f"dead_units/{n}": v for n, v in dead.items()}, sync_dist=True)
+        bad = {n: round(f, 3) for n, f in dead.items() if f > self.threshold}
+        if bad and not self.events:
+            message = (
+                f"dead ReLU units at epoch {trainer.current_epoch}: fraction of units that output "
+                f"zero for every validation sample {bad} (threshold {self.threshold}). Remedies: "
+                "net.activation=leaky_relu, a lower learning rate, or a different initialisation."
+            )
+            self.events.append(
+                {
+                    "kind": "dead_units",
+                    "epoch": trainer.current_epoch,
+                    "message": message,
+                    "layers": bad,
+                }
+            )
+            log.warning(message)
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"dead_units": {"events": self.events, "last_epoch": self.last}}
