@@ -44,13 +44,13 @@ def _clock_callback() -> Any:
     import lightning.pytorch as pl
 
     class Clock(pl.Callback):
+        """Epoch start to epoch start: training, validation, checkpoints and logging. The last
+        epoch, which runs into the end-of-run reports, is left out."""
+
         def __init__(self) -> None:
             self.marks: list[float] = []
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            self.marks.append(time.perf_counter())
-
-        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.marks.append(time.perf_counter())
 
     return Clock()

@@ -196,3 +196,17 @@ def test_locating_runs_reports_what_is_missing(tmp_path: Path) -> None:
         evaluate(compose_cfg("eval", [], tmp_path))
     with pytest.raises(ConfigError, match=r"holds no config\.yaml"):
         evaluate(compose_cfg("eval", [f"run_dir={tmp_path}"], tmp_path))
+
+
+def test_lean_and_default_paths_give_the_same_metrics(tmp_path: Path) -> None:
+    common = ["trainer.max_epochs=3", "trainer.accelerator=cpu", "seed=7"]
+    default = fit(
+        compose_cfg(
+            "train",
+            [*common, "callbacks.progress_bar=null", "callbacks.model_checkpoint.monitor=null"],
+            tmp_path / "default",
+        )
+    )
+    lean = fit(compose_cfg("train", [*common, "debug=lean"], tmp_path / "lean"))
+    for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/f1"):
+        assert lean[key] == pytest.approx(default[key], abs=1e-6), key

@@ -11,7 +11,13 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import CONFIG_DIR, discard_untouched_run_dir, register_resolvers
+from trainlab.runtime.configs import (
+    CONFIG_DIR,
+    discard_untouched_run_dir,
+    print_help,
+    register_resolvers,
+    wants_help,
+)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
@@ -29,6 +35,9 @@ def _main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
+    if wants_help(sys.argv[1:]):
+        print_help("eval", [a for a in sys.argv[1:] if not a.startswith("-")])
+        return
     _main()
 
 

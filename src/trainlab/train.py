@@ -8,7 +8,13 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import CONFIG_DIR, discard_untouched_run_dir, register_resolvers
+from trainlab.runtime.configs import (
+    CONFIG_DIR,
+    discard_untouched_run_dir,
+    print_help,
+    register_resolvers,
+    wants_help,
+)
 from trainlab.runtime.ddp import child_argv
 
 
@@ -35,6 +41,9 @@ def _main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     register_resolvers()
+    if wants_help(sys.argv[1:]):
+        print_help("train", [a for a in sys.argv[1:] if not a.startswith("-")])
+        return
     sys.argv = child_argv(sys.argv)
     _main()
 

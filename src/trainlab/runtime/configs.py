@@ -50,3 +50,37 @@ def save_config(cfg: DictConfig, path: Path) -> None:
     """Write the fully resolved config (what the run really used) as YAML."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def config_groups() -> dict[str, list[str]]:
+    """Every config group under ``conf/`` and its options (files starting with ``_`` are parts)."""
+    groups: dict[str, list[str]] = {}
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        group = path.parent.relative_to(CONFIG_DIR).as_posix()
+        if group != "." and not path.stem.startswith("_"):
+            groups.setdefault(group, []).append(path.stem)
+    return groups
+
+
+def print_help(config_name: str, overrides: list[str]) -> None:
+    """``--help``: the config groups and the composed config, without Hydra's slow listing of
+    its own groups (``--hydra-help`` still shows those)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides)
+    lines = [
+        f"python -m trainlab.{config_name} [group=option ...] [key=value ...] [-m for a sweep]",
+        "",
+        "== Config groups (group=option) ==",
+        *(f"{group}: {', '.join(options)}" for group, options in config_groups().items()),
+        "",
+        "== Config (override any key: key=value; add one: +key=value) ==",
+        OmegaConf.to_yaml(cfg),
+        "Hydra's own flags: --hydra-help. The composed config alone: --cfg job.",
+    ]
+    print("\n".join(lines))
+
+
+def wants_help(argv: list[str]) -> bool:
+    return "--help" in argv or "-h" in argv
