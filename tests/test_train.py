@@ -210,3 +210,22 @@ def test_lean_and_default_paths_give_the_same_metrics(tmp_path: Path) -> None:
     lean = fit(compose_cfg("train", [*common, "debug=lean"], tmp_path / "lean"))
     for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/f1"):
         assert lean[key] == pytest.approx(default[key], abs=1e-6), key
+
+
+def test_epoch_progress_prints_each_epochs_own_metrics(
+    make_cfg: MakeCfg, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = make_cfg(
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "callbacks.progress_bar.refresh_seconds=0",
+    )
+    fit(cfg)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    curves = (
+        pd.read_csv(Path(cfg.paths.output_dir) / "csv" / "metrics.csv").groupby("epoch").first()
+    )
+    for epoch, line in enumerate(lines):
+        assert f"train/loss {curves.loc[epoch, 'train/loss']:.4g}" in line
+        assert f"val/acc {curves.loc[epoch, 'val/acc']:.4g}" in line

@@ -5,5 +5,13 @@ from trainlab.callbacks.curves import LearningCurves
 from trainlab.callbacks.dead_units import DeadUnits
 from trainlab.callbacks.divergence import DivergenceGuard
 from trainlab.callbacks.gradients import GradientHealth
+from trainlab.callbacks.progress import EpochProgress
 
-__all__ = ["Calibration", "DeadUnits", "DivergenceGuard", "GradientHealth", "LearningCurves"]
+__all__ = [
+    "Calibration",
+    "DeadUnits",
+    "DivergenceGuard",
+    "EpochProgress",
+    "GradientHealth",
+    "LearningCurves",
+]
