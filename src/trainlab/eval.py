@@ -5,40 +5,23 @@ The run's own config is rebuilt from ``<run>/config.yaml``: no overrides need re
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from trainlab.errors import ConfigError
-from trainlab.runtime.configs import (
-    CONFIG_DIR,
-    discard_untouched_run_dir,
-    print_help,
-    register_resolvers,
-    wants_help,
-)
+from trainlab.runtime.cli import reject_bad_config, start
+from trainlab.runtime.configs import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _main(cfg: DictConfig) -> None:
     from trainlab.runtime.evaluation import evaluate
 
-    try:
-        metrics = evaluate(cfg)
-    except ConfigError as err:
-        discard_untouched_run_dir(cfg.paths.output_dir)
-        print(f"trainlab: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
+    metrics = reject_bad_config(lambda: evaluate(cfg), cfg.paths.output_dir)
     print(f"{cfg.split} metrics: { ({k: round(v, 4) for k, v in sorted(metrics.items())}) }")
 
 
 def main() -> None:
-    register_resolvers()
-    if wants_help(sys.argv[1:]):
-        print_help("eval", [a for a in sys.argv[1:] if not a.startswith("-")])
-        return
-    _main()
+    start("eval", _main)
 
 
 if __name__ == "__main__":

@@ -7,32 +7,24 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from trainlab.errors import ConfigError
-from trainlab.runtime.configs import (
-    CONFIG_DIR,
-    discard_untouched_run_dir,
-    print_help,
-    register_resolvers,
-    wants_help,
-)
+from trainlab.runtime.cli import reject_bad_config, start
+from trainlab.runtime.configs import CONFIG_DIR
 from trainlab.runtime.ddp import child_argv
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
+    from lightning.pytorch.utilities import rank_zero_only
+
     from trainlab.runtime.ddp import JobScope
     from trainlab.runtime.training import fit, objective
 
-    try:
+    def job() -> dict[str, float]:
         with JobScope():
-            metrics = fit(cfg)
-    except ConfigError as err:
-        discard_untouched_run_dir(cfg.paths.output_dir)
-        print(f"trainlab: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
-    from lightning.pytorch.utilities import rank_zero_only
+            return fit(cfg)
 
+    metrics = reject_bad_config(job, cfg.paths.output_dir)
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
@@ -40,12 +32,8 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    register_resolvers()
-    if wants_help(sys.argv[1:]):
-        print_help("train", [a for a in sys.argv[1:] if not a.startswith("-")])
-        return
-    sys.argv = child_argv(sys.argv)
-    _main()
+    sys.argv = child_argv(sys.argv)  # a DDP child runs only its own sweep job
+    start("train", _main)
 
 
 if __name__ == "__main__":

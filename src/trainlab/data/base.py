@@ -199,7 +199,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         z = (y.astype(np.float64) - self._target_mean) / self._target_std
         return torch.from_numpy(z.astype(np.float32)).reshape(-1, 1)
 
-    def _loader(self, split: str, shuffle: bool) -> TensorBatches:
+    def loader(self, split: str, shuffle: bool) -> TensorBatches:
+        """Batches of a split for this process (its share of the data under DDP)."""
         x, y = self.tensors(split)
         rank, world = 0, 1
         if self.trainer is not None:
@@ -218,16 +219,16 @@ class InMemoryDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> TensorBatches:
-        return self._loader("train", shuffle=True)
+        return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> TensorBatches:
-        return self._loader("val", shuffle=False)
+        return self.loader("val", shuffle=False)
 
     def test_dataloader(self) -> TensorBatches:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", shuffle=False)
 
     def predict_dataloader(self) -> TensorBatches:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", shuffle=False)
 
     # -- internals ------------------------------------------------------------------------
     def _check_loaded(self, meta: Loaded) -> None:

@@ -69,18 +69,20 @@ def print_help(config_name: str, overrides: list[str]) -> None:
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides)
+    # Groups the config uses, plus those it selects only on demand (null by default).
+    optional = {"experiment", "hparams_search", "debug"} if config_name == "train" else set()
     lines = [
         f"python -m trainlab.{config_name} [group=option ...] [key=value ...] [-m for a sweep]",
         "",
         "== Config groups (group=option) ==",
-        *(f"{group}: {', '.join(options)}" for group, options in config_groups().items()),
+        *(
+            f"{group}: {', '.join(options)}"
+            for group, options in config_groups().items()
+            if group.split("/")[0] in cfg or group in optional
+        ),
         "",
         "== Config (override any key: key=value; add one: +key=value) ==",
         OmegaConf.to_yaml(cfg),
         "Hydra's own flags: --hydra-help. The composed config alone: --cfg job.",
     ]
     print("\n".join(lines))
-
-
-def wants_help(argv: list[str]) -> bool:
-    return "--help" in argv or "-h" in argv

@@ -44,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.split == "val":
         results = trainer.validate(run.model, dataloaders=dm.val_dataloader(), verbose=False)
     else:
-        loader = dm.test_dataloader() if cfg.split == "test" else dm._loader("train", shuffle=False)
+        loader = dm.test_dataloader() if cfg.split == "test" else dm.loader("train", shuffle=False)
         results = trainer.test(run.model, dataloaders=loader, verbose=False)
     metrics = {
         k.replace("test/", f"{cfg.split}/", 1): float(v) for r in results for k, v in r.items()
