@@ -229,3 +229,33 @@ def test_epoch_progress_prints_each_epochs_own_metrics(
     for epoch, line in enumerate(lines):
         assert f"train/loss {curves.loc[epoch, 'train/loss']:.4g}" in line
         assert f"val/acc {curves.loc[epoch, 'val/acc']:.4g}" in line
+
+
+def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path) -> None:
+    common = [
+        "trainer.accelerator=cpu",
+        "callbacks.progress_bar=null",
+        "callbacks.early_stopping=null",
+        "callbacks.calibration=null",
+        "seed=3",
+    ]
+
+    def last_weights(sub: str) -> dict[str, torch.Tensor]:
+        ckpt = torch.load(tmp_path / sub / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+        return ckpt["state_dict"]
+
+    fit(compose_cfg("train", [*common, "trainer.max_epochs=4"], tmp_path / "straight"))
+    fit(compose_cfg("train", [*common, "trainer.max_epochs=2"], tmp_path / "first"))
+    first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
+    fit(
+        compose_cfg(
+            "train",
+            [*common, "trainer.max_epochs=4", f"ckpt_path={first_last}"],
+            tmp_path / "resumed",
+        )
+    )
+    straight, resumed = last_weights("straight"), last_weights("resumed")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    curves = json.loads((tmp_path / "resumed" / "run" / "metrics.json").read_text())
+    assert curves["epochs"] == 4

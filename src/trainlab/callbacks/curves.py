@@ -88,5 +88,13 @@ class LearningCurves(pl.Callback):
         self.path = plot_learning_curves(self.history, metric, out / "learning_curves.png")
         log_image(trainer.loggers, "learning_curves", self.path, step=trainer.global_step)
 
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}  # a resumed run draws its whole history
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {int(k): v for k, v in state_dict["history"].items()}
+
     def diagnostics(self) -> dict[str, Any]:
         return {"learning_curves": str(self.path) if self.path else None}

@@ -117,6 +117,14 @@ class DivergenceGuard(pl.Callback):
         log.warning(self.stop_reason)
         trainer.should_stop = True
 
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"smoothed": self._smoothed, "min": self._min}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._smoothed, self._min = state_dict["smoothed"], state_dict["min"]
+
     @staticmethod
     def _keep_last_good(trainer: pl.Trainer) -> str | None:
         callback = trainer.checkpoint_callback

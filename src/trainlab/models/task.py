@@ -163,6 +163,23 @@ class Task(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
+    # -- exact resume ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning restores weights, optimiser, schedulers and loops but not the random
+        # generators; without them a resumed run draws other dropout masks than an
+        # uninterrupted one. (The batch order depends only on (seed, epoch) already.)
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
     # -- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
