@@ -143,9 +143,16 @@ BAD_INPUTS = [
         "data.path: file 'nowhere.csv' does not exist",
     ),
     (
-        ["model.monitor=val/accuracy", "callbacks=none"],
-        None,
-    ),  # checked at the end of fit, see below
+        ["model.monitor=val/accuracy"],
+        "model.monitor 'val/accuracy' is not a metric this task logs; "
+        "use one of val/loss, val/acc, val/f1",
+    ),
+    (
+        ["+trainer.check_val_every_n_epoch=x"],
+        "trainer.check_val_every_n_epoch must be an integer or null",
+    ),
+    (["data.split_seed=abc"], "data.split_seed must be a non-negative integer, got 'abc'"),
+    (["data=csv"], r"data.path must be set \(it is \?\?\? in the config\)"),
     (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
     (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
 ]
@@ -153,7 +160,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [b for b in BAD_INPUTS if b[1]],
+    BAD_INPUTS,
     ids=lambda v: " ".join(v) if isinstance(v, list) else "",
 )
 def test_bad_input_fails_before_training(

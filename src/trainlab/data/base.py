@@ -109,6 +109,8 @@ class InMemoryDataModule(pl.LightningDataModule):
             )
         if normalize not in NORMALIZE:
             raise ConfigError(f"data.normalize {normalize!r} is unknown; use one of {NORMALIZE}")
+        if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+            raise ConfigError(f"data.split_seed must be a non-negative integer, got {split_seed!r}")
         if leakage not in LEAKAGE:
             raise ConfigError(f"data.leakage {leakage!r} is unknown; use one of {LEAKAGE}")
         self.leakage = leakage

@@ -62,6 +62,8 @@ class ClassificationTask(Task):
         super().__init__(net, monitor=monitor, mode=mode, **kwargs)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
 
+    metric_names = ("loss", "acc", "f1")
+
     def make_metrics(self) -> MetricCollection:
         # One confusion matrix per split is the only per-step state (one bincount, about 7x
         # cheaper than updating accuracy and F1 separately); torchmetrics syncs it across ranks.

@@ -34,6 +34,8 @@ class RegressionTask(Task):
         super().__init__(net, monitor=monitor, mode=mode, **kwargs)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
 
+    metric_names = ("loss", "mae", "r2")
+
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"mae": MeanAbsoluteError(), "r2": R2Score()})
 

@@ -58,6 +58,11 @@ class Task(pl.LightningModule):
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"model.mode {mode!r} is unknown; use one of {MODES}")
+        if monitor.startswith("val/") and monitor[4:] not in self.metric_names:
+            raise ConfigError(
+                f"model.monitor {monitor!r} is not a metric this task logs; use one of "
+                f"{', '.join('val/' + m for m in self.metric_names)}"
+            )
         if not monitor.startswith("val/"):
             raise ConfigError(
                 f"model.monitor must name a validation metric (val/...), got {monitor!r}"
@@ -74,6 +79,8 @@ class Task(pl.LightningModule):
         self._count: dict[str, int] = {}
 
     # -- what a task defines --------------------------------------------------------------
+    metric_names: tuple[str, ...] = ("loss",)  # what ``_log_epoch`` logs per split
+
     def make_metrics(self) -> MetricCollection:
         raise NotImplementedError
 

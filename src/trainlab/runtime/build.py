@@ -12,6 +12,7 @@ import hydra
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 from torch import nn
 
 from trainlab.errors import ConfigError
@@ -60,9 +61,13 @@ def check_keys(node: DictConfig, key: str) -> None:
 
 def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` whose errors name ``key`` and what went wrong."""
-    check_keys(node, key)
     try:
+        check_keys(node, key)
         return hydra.utils.instantiate(node, **kwargs)
+    except MissingMandatoryValue as err:
+        raise ConfigError(
+            f"{err.full_key} must be set (it is ??? in the config): add {err.full_key}=..."
+        ) from err
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, ConfigError):

@@ -33,7 +33,31 @@ def check_top_level(cfg: DictConfig) -> None:
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
 
 
+TRAINER_INTS = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "check_val_every_n_epoch",
+    "accumulate_grad_batches",
+    "log_every_n_steps",
+    "num_sanity_val_steps",
+)
+TRAINER_NUMBERS = ("gradient_clip_val",)
+
+
+def check_trainer_values(node: DictConfig) -> None:
+    """Type checks Lightning leaves until training has started."""
+    for key in TRAINER_INTS + TRAINER_NUMBERS:
+        value = node[key] if key in node else None  # noqa: SIM401 (get() raises in struct mode)
+        kinds = (int,) if key in TRAINER_INTS else (int, float)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            kind = "an integer" if key in TRAINER_INTS else "a number"
+            raise ConfigError(f"trainer.{key} must be {kind} or null, got {value!r}")
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> pl.Trainer:
+    check_trainer_values(cfg.trainer)
     trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, pl.Trainer):
         raise ConfigError(f"trainer: {cfg.trainer._target_} did not build a lightning Trainer")
