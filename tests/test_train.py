@@ -266,3 +266,11 @@ def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path) -> None:
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     curves = json.loads((tmp_path / "resumed" / "run" / "metrics.json").read_text())
     assert curves["epochs"] == 4
+
+
+def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg("seed=null", "debug=fast_dev_run", *QUICK)
+    fit(cfg)
+    saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["seed"]
+    assert isinstance(saved, int)
+    assert f"seed: {saved}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
@@ -76,7 +76,10 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     """
     check_top_level(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
+        with open_dict(cfg):
+            cfg.seed = seed
     dm = build_data(cfg)
     model = build_model(cfg, dm)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
