@@ -152,7 +152,7 @@ BAD_INPUTS = [
         "trainer.check_val_every_n_epoch must be an integer or null",
     ),
     (["data.split_seed=abc"], "data.split_seed must be a non-negative integer, got 'abc'"),
-    (["data=csv"], r"data.path must be set \(it is \?\?\? in the config\)"),
+    (["data=csv"], r"data.path, data.target must be set \(\?\?\? in the config\)"),
     (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
     (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
 ]

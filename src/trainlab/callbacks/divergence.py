@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
@@ -41,11 +42,15 @@ class DivergenceGuard(pl.Callback):
     it); ``metrics.json`` records the reason. The run then ends normally (exit code 0), so a
     sweep goes on. All ranks stop at the same step.
 
+    Every step is tracked on the device (the moving average, its minimum, the first bad step);
+    the result is read back only every ``every_n_steps`` steps, so the guard adds no per-step
+    host sync.
+
     Args:
         factor: how far above its minimum the smoothed loss may rise.
         smoothing: weight of the past in the exponential moving average of the loss.
         warmup_steps: steps before the rise test applies (NaN/Inf always stops).
-        every_n_steps: check every n optimiser steps; each check reads the loss back once.
+        every_n_steps: read the verdict back every n optimiser steps.
     """
 
     def __init__(
@@ -53,7 +58,7 @@ class DivergenceGuard(pl.Callback):
         factor: float = 10.0,
         smoothing: float = 0.9,
         warmup_steps: int = 20,
-        every_n_steps: int = 1,
+        every_n_steps: int = 10,
     ) -> None:
         if factor <= 1:
             raise ConfigError(f"callbacks.divergence_guard.factor must be > 1, got {factor}")
@@ -67,10 +72,32 @@ class DivergenceGuard(pl.Callback):
             )
         self.factor, self.smoothing = factor, smoothing
         self.warmup_steps, self.every_n_steps = warmup_steps, every_n_steps
-        self._smoothed: float | None = None
-        self._min: float | None = None
+        self._ema: torch.Tensor | None = None  # smoothed loss
+        self._min: torch.Tensor | None = None  # its running minimum
+        self._first_bad: torch.Tensor | None = None  # (step, loss, smoothed, min); step -1: none
+        self._restored: tuple[float | None, float | None] = (None, None)
         self.stop_reason: str | None = None
         self.event: dict[str, Any] = {}
+
+    def _track(self, loss: torch.Tensor, step: int) -> None:
+        """Update the device-side state with this step's loss; no read-back."""
+        finite = torch.isfinite(loss)
+        if self._ema is None or self._min is None or self._first_bad is None:
+            ema0, min0 = self._restored
+            self._ema = (
+                torch.where(finite, loss, 0.0) if ema0 is None else torch.full_like(loss, ema0)
+            )
+            self._min = torch.full_like(loss, math.inf if min0 is None else min0)
+            self._first_bad = torch.full((4,), -1.0, device=loss.device)
+        else:
+            s = self.smoothing
+            self._ema = torch.where(finite, s * self._ema + (1 - s) * loss, self._ema)
+        bad = ~finite
+        if step >= self.warmup_steps:
+            bad = bad | (self._ema > self.factor * self._min)
+        record = torch.stack([torch.full_like(loss, step), loss, self._ema, self._min])
+        self._first_bad = torch.where(bad & (self._first_bad[0] < 0), record, self._first_bad)
+        self._min = torch.minimum(self._min, self._ema)
 
     @override
     def on_train_batch_end(
@@ -81,27 +108,28 @@ class DivergenceGuard(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        step = trainer.global_step
-        if self.stop_reason or step % self.every_n_steps:
-            return
         loss_t = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss_t is None:
+        if self.stop_reason or loss_t is None:
             return
-        loss = float(loss_t)
-        if math.isfinite(loss):
-            s = self.smoothing
-            self._smoothed = loss if self._smoothed is None else s * self._smoothed + (1 - s) * loss
-        armed = step >= self.warmup_steps  # the rise test waits; NaN/Inf never does
-        reason = divergence(loss, self._min if armed else None, self._smoothed or loss, self.factor)
-        if self._smoothed is not None:  # the minimum counts from the first step on
-            self._min = self._smoothed if self._min is None else min(self._min, self._smoothed)
-        if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+        step = trainer.global_step
+        self._track(loss_t.detach().float(), step)
+        if step % self.every_n_steps:
             return
+        assert self._first_bad is not None
+        bad_step, loss, smoothed, minimum = self._first_bad.tolist()  # the one read-back
+        if not trainer.strategy.reduce_boolean_decision(bad_step >= 0, all=False):
+            return
+        if bad_step >= 0:
+            armed = bad_step >= self.warmup_steps
+            reason = divergence(loss, minimum if armed else None, smoothed, self.factor)
+            step = int(bad_step)
+        else:
+            reason = "another rank diverged"
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         kept = self._keep_last_good(trainer)
         self.stop_reason = (
-            f"diverged at step {step} (epoch {trainer.current_epoch}): "
-            f"{reason or 'another rank diverged'}; loss {loss:.4g}, learning rate {lr:.3g}. "
+            f"diverged at step {step} (epoch {trainer.current_epoch}): {reason}; "
+            f"loss {loss:.4g}, learning rate {lr:.3g}. "
             + (f"Last good checkpoint: {kept}. " if kept else "No checkpoint was saved before it. ")
             + "Try a lower learning rate (model.optimizer.lr) or gradient clipping "
             "(trainer.gradient_clip_val=1.0)."
@@ -119,11 +147,15 @@ class DivergenceGuard(pl.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"smoothed": self._smoothed, "min": self._min}
+        def value(t: torch.Tensor | None) -> float | None:
+            return None if t is None else float(t)
+
+        return {"smoothed": value(self._ema), "min": value(self._min)}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._smoothed, self._min = state_dict["smoothed"], state_dict["min"]
+        self._restored = (state_dict["smoothed"], state_dict["min"])
+        self._ema = self._min = self._first_bad = None
 
     @staticmethod
     def _keep_last_good(trainer: pl.Trainer) -> str | None:

@@ -12,7 +12,6 @@ import hydra
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 from torch import nn
 
 from trainlab.errors import ConfigError
@@ -48,8 +47,8 @@ def check_keys(node: DictConfig, key: str) -> None:
     except Exception as err:
         raise ConfigError(f"{key}._target_: cannot import {node._target_!r} ({err})") from err
     accepted = _accepted_keys(target)
-    given = {str(k) for k in node if str(k) not in HYDRA_KEYS}
-    if accepted is not None and (unknown := sorted(given - accepted)):
+    given = sorted(str(k) for k in node if str(k) not in HYDRA_KEYS)
+    if accepted is not None and (unknown := sorted(set(given) - accepted)):
         raise ConfigError(
             f"{key}: unknown key(s) {unknown} for {node._target_}; valid keys: {sorted(accepted)}"
         )
@@ -61,13 +60,14 @@ def check_keys(node: DictConfig, key: str) -> None:
 
 def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` whose errors name ``key`` and what went wrong."""
-    try:
-        check_keys(node, key)
-        return hydra.utils.instantiate(node, **kwargs)
-    except MissingMandatoryValue as err:
+    if missing := sorted(OmegaConf.missing_keys(node)):  # full keys, e.g. data.path
         raise ConfigError(
-            f"{err.full_key} must be set (it is ??? in the config): add {err.full_key}=..."
-        ) from err
+            f"{', '.join(missing)} must be set (??? in the config): add "
+            + " ".join(f"{m}=..." for m in missing)
+        )
+    check_keys(node, key)
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, ConfigError):
