@@ -108,6 +108,18 @@ def test_predict_on_a_csv_file_by_column_name(
     )
     with pytest.raises(ConfigError, match=r"lacks feature columns \['petal_width'\]"):
         predict(bad)
+    gaps = frame.head(3).copy()
+    gaps.loc[1, "sepal_width"] = None
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    holes = compose_cfg(
+        "predict",
+        [f"run_dir={cfg.paths.output_dir}", f"input_csv={tmp_path / 'gaps.csv'}"],
+        tmp_path / "pred3",
+    )
+    with pytest.raises(
+        ConfigError, match=r"gaps.csv: missing values in columns \{'sepal_width': 1\}"
+    ):
+        predict(holes)
 
 
 def test_regression_metrics_are_in_target_units(make_cfg: MakeCfg) -> None:

@@ -15,6 +15,21 @@ TASKS = ("auto", "classification", "regression")
 MAX_AUTO_CLASSES = 20
 
 
+def numeric_features(frame: pd.DataFrame, source: Path | str, hint: str = "") -> np.ndarray:
+    """The feature columns of ``frame`` as float32, after checking they are numeric and complete.
+
+    Raises:
+        ConfigError: naming ``source`` and the non-numeric columns, or the columns with gaps.
+    """
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise ConfigError(f"{source}: feature columns {bad} are not numeric{hint}")
+    nan_cols = {c: int(n) for c, n in frame.isna().sum().items() if n}
+    if nan_cols:
+        raise ConfigError(f"{source}: missing values in columns {nan_cols} (column: count)")
+    return frame.to_numpy(dtype=np.float32)
+
+
 def infer_task(target: pd.Series) -> str:
     """``classification`` for text, boolean or few integer values; else ``regression``."""
     if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
@@ -64,27 +79,6 @@ class CSVDataModule(InMemoryDataModule):
         self.task_setting = task
         self.delimiter = delimiter
 
-    def read_features(self, frame: pd.DataFrame, source: Path) -> np.ndarray:
-        """Pick and check the feature columns of ``frame`` (also used for prediction files)."""
-        missing = [c for c in self.meta.feature_names or [] if c not in frame.columns]
-        if missing:
-            raise ConfigError(
-                f"{source}: feature columns {missing} are missing; it has {list(frame.columns)}"
-            )
-        return self._numeric(frame[self.meta.feature_names], source)
-
-    def _numeric(self, frame: pd.DataFrame, source: Path) -> np.ndarray:
-        bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-        if bad:
-            raise ConfigError(
-                f"{source}: feature columns {bad} are not numeric; encode them as numbers or leave "
-                f"them out with data.features=[...]"
-            )
-        nan_cols = {c: int(n) for c, n in frame.isna().sum().items() if n}
-        if nan_cols:
-            raise ConfigError(f"{source}: missing values in columns {nan_cols} (column: count)")
-        return frame.to_numpy(dtype=np.float32)
-
     def load(self) -> Loaded:
         if not self.path.is_file():
             raise ConfigError(f"data.path: file {str(self.path)!r} does not exist")
@@ -111,7 +105,11 @@ class CSVDataModule(InMemoryDataModule):
             raise ConfigError(
                 f"data.features: {self.path} has no feature columns besides the target"
             )
-        x = self._numeric(frame[features], self.path)
+        x = numeric_features(
+            frame[features],
+            self.path,
+            "; encode them as numbers or leave them out with data.features=[...]",
+        )
         target = frame[self.target]
         if target.isna().any():
             raise ConfigError(

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from trainlab.calibration import calibration_report
 from trainlab.callbacks.calibration import HEADLINE, split_logits
 from trainlab.data.base import SPLITS
+from trainlab.data.csv import numeric_features
 from trainlab.errors import ConfigError
 from trainlab.runtime.restore import Restored, restore
 
@@ -100,13 +101,8 @@ def _features_from_csv(run: Restored, path: Path) -> tuple[torch.Tensor, np.ndar
         raise ConfigError(
             f"input_csv: {path} has {features.shape[1]} feature columns; the model reads {size}"
         )
-    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if bad or features.isna().any().any():
-        raise ConfigError(
-            f"input_csv: {path} has non-numeric or missing feature values "
-            f"(columns {bad or 'with NaN'})"
-        )
-    x = dm.transform(features.to_numpy(dtype=np.float32).reshape(-1, *dm.input_shape))
+    values = numeric_features(features, f"input_csv: {path}")
+    x = dm.transform(values.reshape(-1, *dm.input_shape))
     y = frame[target].to_numpy() if target and target in frame.columns else None
     return x, y
 
