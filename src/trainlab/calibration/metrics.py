@@ -78,3 +78,14 @@ def calibration_report(
         "brier": float((probs - onehot).pow(2).sum(dim=1).mean()),
         "bins": bins,
     }
+
+
+HEADLINE = ("ece", "ece_adaptive", "mce", "nll", "brier")
+
+
+def headline_metrics(before: dict[str, Any], after: dict[str, Any], split: str) -> dict[str, float]:
+    """``<split>/ece``, ... from the uncalibrated report and ``<split>/ece_calibrated``, ...
+    (plus the calibrated accuracy) from the calibrated one."""
+    metrics = {f"{split}/{k}": before[k] for k in HEADLINE}
+    metrics.update({f"{split}/{k}_calibrated": after[k] for k in (*HEADLINE, "acc")})
+    return metrics

@@ -11,13 +11,11 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from trainlab.calibration.metrics import calibration_report, check_n_bins
+from trainlab.calibration.metrics import calibration_report, check_n_bins, headline_metrics
 from trainlab.calibration.plots import save_reliability_diagram
 from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
-
-HEADLINE = ("ece", "ece_adaptive", "mce", "nll", "brier")
 
 
 @torch.no_grad()
@@ -126,11 +124,7 @@ class Calibration(pl.Callback):
         """Headline numbers for ``metrics.json``: test calibration before and after."""
         if not self.results:
             return {}
-        metrics = {f"test/{k}": self.results["before"][k] for k in HEADLINE}
-        metrics.update(
-            {f"test/{k}_calibrated": self.results["after"][k] for k in (*HEADLINE, "acc")}
-        )
-        return metrics
+        return headline_metrics(self.results["before"], self.results["after"], "test")
 
     @staticmethod
     def _save_into(path: Path, state: dict[str, Any]) -> None:

@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from trainlab.calibration import calibration_report
-from trainlab.callbacks.calibration import HEADLINE, split_logits
+from trainlab.calibration.metrics import calibration_report, headline_metrics
+from trainlab.callbacks.calibration import split_logits
 from trainlab.data.base import SPLITS
 from trainlab.data.csv import numeric_features
 from trainlab.errors import ConfigError
@@ -72,10 +72,9 @@ def _calibration_metrics(run: Restored, split: str) -> dict[str, float]:
     logits, labels = split_logits(run.model, run.datamodule, split)
     with torch.no_grad():
         calibrated = run.calibrator(logits)
-    before, after = calibration_report(logits, labels), calibration_report(calibrated, labels)
-    metrics = {f"{split}/{k}": before[k] for k in HEADLINE}
-    metrics.update({f"{split}/{k}_calibrated": after[k] for k in (*HEADLINE, "acc")})
-    return metrics
+    return headline_metrics(
+        calibration_report(logits, labels), calibration_report(calibrated, labels), split
+    )
 
 
 def _features_from_csv(run: Restored, path: Path) -> tuple[torch.Tensor, np.ndarray | None]:
