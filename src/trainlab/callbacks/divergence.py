@@ -42,9 +42,9 @@ class DivergenceGuard(pl.Callback):
     it); ``metrics.json`` records the reason. The run then ends normally (exit code 0), so a
     sweep goes on. All ranks stop at the same step.
 
-    Every step is tracked on the device (the moving average, its minimum, the first bad step);
-    the result is read back only every ``every_n_steps`` steps, so the guard adds no per-step
-    host sync.
+    The losses stay on the device until every ``every_n_steps`` optimiser steps (and at each
+    epoch's end), when they are read back at once and checked step by step, so the guard adds no
+    per-step host sync. A group of steps (``steps_per_call``) hands over all its losses.
 
     Args:
         factor: how far above its minimum the smoothed loss may rise.
@@ -72,32 +72,33 @@ class DivergenceGuard(pl.Callback):
             )
         self.factor, self.smoothing = factor, smoothing
         self.warmup_steps, self.every_n_steps = warmup_steps, every_n_steps
-        self._ema: torch.Tensor | None = None  # smoothed loss
-        self._min: torch.Tensor | None = None  # its running minimum
-        self._first_bad: torch.Tensor | None = None  # (step, loss, smoothed, min); step -1: none
-        self._restored: tuple[float | None, float | None] = (None, None)
+        self._ema: float | None = None  # smoothed loss
+        self._min = math.inf  # its running minimum
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (step of the last loss, losses)
+        self._checked = 0  # the step of the last read-back
         self.stop_reason: str | None = None
         self.event: dict[str, Any] = {}
 
-    def _track(self, loss: torch.Tensor, step: int) -> None:
-        """Update the device-side state with this step's loss; no read-back."""
-        finite = torch.isfinite(loss)
-        if self._ema is None or self._min is None or self._first_bad is None:
-            ema0, min0 = self._restored
-            self._ema = (
-                torch.where(finite, loss, 0.0) if ema0 is None else torch.full_like(loss, ema0)
-            )
-            self._min = torch.full_like(loss, math.inf if min0 is None else min0)
-            self._first_bad = torch.full((4,), -1.0, device=loss.device)
-        else:
-            s = self.smoothing
-            self._ema = torch.where(finite, s * self._ema + (1 - s) * loss, self._ema)
-        bad = ~finite
-        if step >= self.warmup_steps:
-            bad = bad | (self._ema > self.factor * self._min)
-        record = torch.stack([torch.full_like(loss, step), loss, self._ema, self._min])
-        self._first_bad = torch.where(bad & (self._first_bad[0] < 0), record, self._first_bad)
-        self._min = torch.minimum(self._min, self._ema)
+    def _first_bad(self) -> tuple[int, float, float, float] | None:
+        """Read the pending losses back and run the moving average over them; the first bad
+        ``(step, loss, smoothed, smoothed minimum before it)``, or None."""
+        if not self._pending:
+            return None
+        ends = [(end, len(losses)) for end, losses in self._pending]
+        values = torch.cat([losses for _, losses in self._pending]).tolist()  # one read-back
+        self._pending.clear()
+        steps = [end - n + 1 + i for end, n in ends for i in range(n)]
+        for step, loss in zip(steps, values, strict=True):
+            finite = math.isfinite(loss)
+            if self._ema is None:
+                self._ema = loss if finite else 0.0
+            elif finite:
+                self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
+            armed = step >= self.warmup_steps
+            if not finite or (armed and self._ema > self.factor * self._min):
+                return step, loss, self._ema, self._min
+            self._min = min(self._min, self._ema)
+        return None
 
     @override
     def on_train_batch_end(
@@ -108,23 +109,31 @@ class DivergenceGuard(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        loss_t = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if self.stop_reason or loss_t is None:
+        if isinstance(outputs, dict):
+            outputs = outputs.get("step_losses", outputs.get("loss"))
+        if self.stop_reason or outputs is None:
             return
         step = trainer.global_step
-        self._track(loss_t.detach().float(), step)
-        if step % self.every_n_steps:
+        self._pending.append((step, outputs.detach().float().reshape(-1)))
+        if step - self._checked >= self.every_n_steps:
+            self._check(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.stop_reason:
+            self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        self._checked = trainer.global_step
+        bad = self._first_bad()
+        if not trainer.strategy.reduce_boolean_decision(bad is not None, all=False):
             return
-        assert self._first_bad is not None
-        bad_step, loss, smoothed, minimum = self._first_bad.tolist()  # the one read-back
-        if not trainer.strategy.reduce_boolean_decision(bad_step >= 0, all=False):
-            return
-        if bad_step >= 0:
-            armed = bad_step >= self.warmup_steps
+        if bad is not None:
+            step, loss, smoothed, minimum = bad
+            armed = step >= self.warmup_steps
             reason = divergence(loss, minimum if armed else None, smoothed, self.factor)
-            step = int(bad_step)
         else:
-            reason = "another rank diverged"
+            step, loss, reason = trainer.global_step, math.nan, "another rank diverged"
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         kept = self._keep_last_good(trainer)
         self.stop_reason = (
@@ -147,15 +156,13 @@ class DivergenceGuard(pl.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        def value(t: torch.Tensor | None) -> float | None:
-            return None if t is None else float(t)
-
-        return {"smoothed": value(self._ema), "min": value(self._min)}
+        return {"smoothed": self._ema, "min": None if math.isinf(self._min) else self._min}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._restored = (state_dict["smoothed"], state_dict["min"])
-        self._ema = self._min = self._first_bad = None
+        self._ema = state_dict["smoothed"]
+        self._min = math.inf if state_dict["min"] is None else state_dict["min"]
+        self._pending.clear()
 
     @staticmethod
     def _keep_last_good(trainer: pl.Trainer) -> str | None:
