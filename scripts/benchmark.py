@@ -12,7 +12,7 @@ Every way builds the data and the net through trainlab under the same seed, so t
 same initial weights and the same batch order. Settings: batch 64, batch 512, and a wide net
 (2048, 1024) at batch 512 where compute dominates. Then start-up times of the command line.
 
-    python scripts/benchmark.py [--epochs 20] [--repeats 3] [--out results.md]
+    python scripts/benchmark.py [--epochs 20] [--repeats 3] [--accelerator gpu] [--out results.md]
 """
 
 from __future__ import annotations
@@ -77,11 +77,12 @@ def _test_accuracy(net: Any, dm: Any) -> float:
 
     net.eval()
     x, y = dm.tensors("test")
+    device = next(net.parameters()).device
     with torch.no_grad():
-        return float((net(x).argmax(1) == y).float().mean())
+        return float((net(x.to(device)).argmax(1).cpu() == y).float().mean())
 
 
-def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
+def child(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, Any]:
     import lightning.pytorch as pl
     import torch
     import torch.nn.functional as F
@@ -93,7 +94,7 @@ def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
     overrides = [
         "experiment=digits_mlp",
         f"trainer.max_epochs={epochs}",
-        "trainer.accelerator=cpu",
+        f"trainer.accelerator={accelerator}",
         *SETTINGS[setting],
     ]
     # Every way trains all epochs: early stopping stays on in the default path but never fires.
@@ -104,7 +105,8 @@ def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, verbose=False)
         dm = build_data(cfg)
         if way == "hand":
-            net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
+            device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+            net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.model.optimizer.lr)
             train, val = dm.train_dataloader(), dm.val_dataloader()
             marks = [time.perf_counter()]
@@ -112,19 +114,22 @@ def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
                 train.sampler.set_epoch(epoch)
                 net.train()
                 for x, y in train:
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     opt.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(net(x), y)
                     loss.backward()
                     opt.step()
                 net.eval()
-                correct = torch.zeros((), dtype=torch.long)
+                correct = torch.zeros((), dtype=torch.long, device=device)
                 with torch.no_grad():
                     for x, y in val:
+                        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                         correct += (net(x).argmax(1) == y).sum()
                 int(correct)  # read the validation result, as a real loop would
                 marks.append(time.perf_counter())
             acc = _test_accuracy(net, dm)
         else:
+            from trainlab.runtime.amortise import amortise
             from trainlab.runtime.build import build_task, instantiate_dict
 
             net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
@@ -133,6 +138,7 @@ def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
             callbacks = [*instantiate_dict(cfg.get("callbacks"), "callbacks"), clock]
             loggers = instantiate_dict(cfg.get("logger"), "logger")
             trainer = build_trainer(cfg, callbacks, loggers)
+            amortise(trainer, model, dm, cfg.steps_per_call)
             trainer.fit(model, datamodule=dm)
             marks = clock.marks
             acc = _test_accuracy(model.net, dm)
@@ -142,8 +148,9 @@ def child(way: str, setting: str, epochs: int) -> dict[str, Any]:
 
 
 # -- the parent ------------------------------------------------------------------------------
-def _spawn(way: str, setting: str, epochs: int) -> dict[str, Any]:
+def _spawn(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", way, "--setting", setting, "--epochs", str(epochs)]
+    cmd += ["--accelerator", accelerator]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{way} / {setting} failed:\n{out.stderr[-3000:]}")
@@ -189,16 +196,18 @@ def main() -> None:
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.setting, args.epochs)))
+        print(json.dumps(child(args.child, args.setting, args.epochs, args.accelerator)))
         return
 
     lines = [
         f"Epoch time including validation, {args.epochs} epochs x {args.repeats} repeats "
-        f"(median, min-max over all epochs after the first), {os.cpu_count()} CPU cores.",
+        f"(median, min-max over all epochs after the first), {os.cpu_count()} CPU cores, "
+        f"accelerator {args.accelerator}.",
         "",
         "| setting | way | epoch ms | min-max ms | vs hand | test acc | peak RSS MB |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -207,7 +216,7 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
         for _ in range(args.repeats):  # interleaved: noise hits every way alike
             for way in WAYS:
-                results[way].append(_spawn(way, setting, args.epochs))
+                results[way].append(_spawn(way, setting, args.epochs, args.accelerator))
                 print(f"  {setting} / {way}: done", file=sys.stderr)
         hand_median = statistics.median(t for r in results["hand"] for t in r["epoch_ms"][1:])
         for way in WAYS:

@@ -57,3 +57,15 @@ class NegativeBias(pl.Callback):
             for module in pl_module.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.bias.fill_(self.value)
+
+
+class Interrupt(pl.Callback):
+    """Ends training after ``epochs`` epochs, as a preempted job would: the configured length,
+    and so every schedule, stays that of the whole run."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True

@@ -250,13 +250,23 @@ def test_epoch_progress_prints_each_epochs_own_metrics(
         assert f"val/acc {curves.loc[epoch, 'val/acc']:.4g}" in line
 
 
-def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ["steps_per_call=1"],
+        ["steps_per_call=1", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
+        ["steps_per_call=3", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
+    ],
+    ids=["plain", "plain+cosine+clip", "grouped+cosine+clip"],
+)
+def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[str]) -> None:
     common = [
         "trainer.accelerator=cpu",
         "callbacks.progress_bar=null",
         "callbacks.early_stopping=null",
         "callbacks.calibration=null",
         "seed=3",
+        *settings,
     ]
 
     def last_weights(sub: str) -> dict[str, torch.Tensor]:
@@ -264,8 +274,13 @@ def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path) -> None:
         return ckpt["state_dict"]
 
     fit(compose_cfg("train", [*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    fit(compose_cfg("train", [*common, "trainer.max_epochs=2"], tmp_path / "first"))
+    interrupt = [
+        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
+        "+callbacks.interrupt.epochs=2",
+    ]
+    fit(compose_cfg("train", [*common, "trainer.max_epochs=4", *interrupt], tmp_path / "first"))
     first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(first_last, weights_only=True)["epoch"] == 1  # stopped after 2 epochs
     fit(
         compose_cfg(
             "train",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from trainlab.data.loader import TensorBatches
+from trainlab.data.loader import GroupedBatches, TensorBatches
 from trainlab.errors import ConfigError
 
 TASKS = ("classification", "regression")
@@ -122,6 +122,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._meta: Loaded | None = None
+        # Batches per Lightning step for train/val/test; set by the runtime (``steps_per_call``).
+        self.steps_per_call = 1
 
     # -- to implement --------------------------------------------------------------------
     def load(self) -> Loaded:
@@ -220,14 +222,17 @@ class InMemoryDataModule(pl.LightningDataModule):
             world_size=world,
         )
 
-    def train_dataloader(self) -> TensorBatches:
-        return self.loader("train", shuffle=True)
+    def _grouped(self, batches: TensorBatches) -> TensorBatches | GroupedBatches:
+        return batches if self.steps_per_call == 1 else GroupedBatches(batches, self.steps_per_call)
 
-    def val_dataloader(self) -> TensorBatches:
-        return self.loader("val", shuffle=False)
+    def train_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._grouped(self.loader("train", shuffle=True))
 
-    def test_dataloader(self) -> TensorBatches:
-        return self.loader("test", shuffle=False)
+    def val_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._grouped(self.loader("val", shuffle=False))
+
+    def test_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._grouped(self.loader("test", shuffle=False))
 
     def predict_dataloader(self) -> TensorBatches:
         return self.loader("test", shuffle=False)

@@ -94,3 +94,41 @@ class TensorBatches:
         for i in range(len(self)):
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
             yield x[s], y[s]
+
+
+class BatchGroup(list[tuple[torch.Tensor, torch.Tensor]]):
+    """Consecutive batches that one Lightning step trains on, one optimiser step each.
+
+    A list subclass, so Lightning moves it to the device like any list of tensors and the
+    task can tell it from a plain batch.
+    """
+
+
+class GroupedBatches:
+    """Yields the batches of ``batches`` in :class:`BatchGroup` s of ``size`` (the last may be
+    shorter): several optimiser steps per Lightning step, the same batches in the same order.
+
+    Args:
+        batches: the loader to group.
+        size: batches per group.
+    """
+
+    def __init__(self, batches: TensorBatches, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        self.batches, self.size = batches, size
+        self.sampler = batches.sampler  # Lightning's set_epoch reaches the shuffle
+        self.batch_sampler = None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.batches) / self.size)
+
+    def __iter__(self) -> Iterator[BatchGroup]:
+        group = BatchGroup()
+        for batch in self.batches:
+            group.append(batch)
+            if len(group) == self.size:
+                yield group
+                group = BatchGroup()
+        if group:
+            yield group

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from trainlab.data.loader import BatchGroup, GroupedBatches
 from trainlab.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -77,6 +79,11 @@ class Task(pl.LightningModule):
         self.metrics = nn.ModuleDict({f"{split}_metrics": self.make_metrics() for split in SPLITS})
         self._loss_sum: dict[str, torch.Tensor] = {}
         self._count: dict[str, int] = {}
+        # Set by :func:`trainlab.runtime.amortise.amortise` when one Lightning step trains on a
+        # group of batches: the group size, and the gradient clipping the task then does itself.
+        self.steps_per_call = 1
+        self.clip: tuple[float, str] | None = None
+        self._plateau_monitor: str | None = None
 
     # -- what a task defines --------------------------------------------------------------
     metric_names: tuple[str, ...] = ("loss",)  # what ``_log_epoch`` logs per split
@@ -121,16 +128,74 @@ class Task(pl.LightningModule):
         self.split_metrics(split).update(*self.metric_inputs(out.detach(), y))
         return loss
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if isinstance(batch, BatchGroup):
+            return self._train_group(batch, batch_idx)
         return self.model_step(batch, "train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.model_step(batch, "val")
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        for one in batch if isinstance(batch, BatchGroup) else [batch]:
+            self.model_step(one, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.model_step(batch, "test")
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        for one in batch if isinstance(batch, BatchGroup) else [batch]:
+            self.model_step(one, "test")
+
+    # -- several optimiser steps per Lightning step -------------------------------------
+    def _train_group(self, group: BatchGroup, group_idx: int) -> dict[str, torch.Tensor] | None:
+        """One optimiser step per batch of ``group``, as the automatic loop would take them.
+
+        Backward and the optimiser step go through Lightning (precision plugin, callback
+        hooks, step counting); clipping happens in :meth:`on_before_optimizer_step` and
+        step-interval schedulers are stepped here, where Lightning's automatic loop does both.
+        """
+        if self.automatic_optimization:
+            raise RuntimeError(
+                "a BatchGroup needs manual optimisation; set it up with "
+                "trainlab.runtime.amortise.amortise"
+            )
+        optimizer = cast(pl.core.optimizer.LightningOptimizer, self.optimizers())
+        max_steps = self.trainer.max_steps
+        losses = []
+        for i, batch in enumerate(group):
+            if 0 <= max_steps <= self.trainer.global_step:
+                break
+            loss = self.model_step(batch, "train")
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            self._step_schedulers("step", group_idx * self.steps_per_call + i)
+            losses.append(loss.detach())
+        if not losses:
+            return None
+        # Lightning counts one logging step per Lightning step; count every optimiser step, so
+        # that loggers put epoch metrics at the same step as on the plain path.
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(losses) - 1
+        step_losses = torch.stack(losses)
+        return {"loss": step_losses.mean(), "step_losses": step_losses}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # The automatic loop clips right after this hook; under manual optimisation we do.
+        if self.clip is not None and not self.automatic_optimization:
+            value, algorithm = self.clip
+            self.configure_gradient_clipping(optimizer, value, algorithm)
+
+    def _step_schedulers(self, interval: str, index: int) -> None:
+        """Step the schedulers of ``interval`` whose frequency divides ``index + 1`` (the batch
+        index in the epoch, or the epoch), as Lightning's automatic loop does."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval or (index + 1) % config.frequency:
+                continue
+            value = None
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                monitor = self._plateau_monitor or self.hparams["monitor"]
+                value = self.trainer.callback_metrics.get(monitor)
+                if value is None:
+                    raise ConfigError(
+                        f"the plateau scheduler monitors {monitor!r}, which was not logged; "
+                        f"logged: {sorted(self.trainer.callback_metrics)}"
+                    )
+            self.lr_scheduler_step(config.scheduler, value)
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         x = batch[0] if isinstance(batch, list | tuple) else batch
@@ -163,6 +228,12 @@ class Task(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        loop = self.trainer.fit_loop
+        # Epoch-interval schedulers under manual optimisation, on the condition Lightning's
+        # automatic loop uses: a whole epoch ran, and it is not the replay of a restored one.
+        whole_epoch = loop.epoch_loop._num_ready_batches_reached()
+        if not self.automatic_optimization and not loop.restarting and whole_epoch:
+            self._step_schedulers("epoch", self.current_epoch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -188,6 +259,19 @@ class Task(pl.LightningModule):
             torch.cuda.set_rng_state_all(states["cuda"])
 
     # -- optimisation ---------------------------------------------------------------------
+    def _optimizer_steps(self) -> float:
+        """The optimiser steps of the whole fit: Lightning's estimate counts its own steps, one
+        per group when batches are grouped."""
+        estimated = self.trainer.estimated_stepping_batches  # also loads the train loader
+        loader = self.trainer.train_dataloader
+        if not isinstance(loader, GroupedBatches):
+            return estimated
+        # Grouping rules out accumulation and batch limits, so every batch is one step.
+        epochs = self.trainer.max_epochs
+        total = math.inf if epochs is None or epochs < 0 else len(loader.batches) * max(epochs, 1)
+        max_steps = self.trainer.max_steps
+        return total if max_steps == -1 else min(total, max_steps)
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         scheduler = self.scheduler_factory
@@ -195,8 +279,12 @@ class Task(pl.LightningModule):
             return optimizer
         config = scheduler(
             optimizer,
-            total_steps=self.trainer.estimated_stepping_batches,
+            total_steps=self._optimizer_steps(),
             monitor=self.hparams["monitor"],
             mode=self.hparams["mode"],
         )
+        if not self.automatic_optimization:
+            # Lightning drops these under manual optimisation; _step_schedulers uses them.
+            self._plateau_monitor = config.pop("monitor", None)
+            config.pop("strict", None)
         return {"optimizer": optimizer, "lr_scheduler": config}

@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
+from trainlab.runtime.amortise import amortise, check_steps_per_call
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import save_config
 from trainlab.runtime.lr_find import tune_learning_rate
@@ -31,6 +32,7 @@ def check_top_level(cfg: DictConfig) -> None:
     metric = cfg.get("optimized_metric")
     if metric is not None and not str(metric).startswith(("val/", "test/")):
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
+    check_steps_per_call(cfg.get("steps_per_call", "auto"))
 
 
 TRAINER_INTS = (
@@ -93,6 +95,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     suggested_lr = None
     if cfg.get("tune_lr"):
         suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
+    amortise(trainer, model, dm, cfg.get("steps_per_call", "auto"))
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
