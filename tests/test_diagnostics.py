@@ -104,9 +104,9 @@ def test_huge_learning_rate_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def test_dead_units_after_a_strongly_negative_bias(make_cfg: MakeCfg) -> None:
-    diagnostics, _, _ = run(
+    diagnostics, _, out = run(
         make_cfg,
-        "trainer.max_epochs=1",
+        "trainer.max_epochs=2",
         "+callbacks.kill._target_=tests.helpers.NegativeBias",
         "+callbacks.kill.value=-50",
     )
@@ -114,6 +114,9 @@ def test_dead_units_after_a_strongly_negative_bias(make_cfg: MakeCfg) -> None:
     assert [e["kind"] for e in events] == ["dead_units"]
     assert events[0]["layers"] == {"net.body.1": 1.0, "net.body.4": 1.0}
     assert "leaky_relu" in events[0]["message"]
+    logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(subset=["dead_units/net.body.1"])
+    # each training epoch, then the validation of the best checkpoint after fit
+    assert logged["epoch"].tolist() == [0, 1, 2] and (logged["dead_units/net.body.4"] == 1.0).all()
 
 
 class Doubled(InMemoryDataModule):

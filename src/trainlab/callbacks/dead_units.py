@@ -61,9 +61,20 @@ class DeadUnits(pl.Callback):
         self._handles = []
         if not self._alive:
             return
-        dead = {n: 1.0 - float(alive.float().mean()) for n, alive in self._alive.items()}
+        # A unit is dead only if no rank saw it fire: sum the per-rank masks, then read back
+        # every layer at once.
+        names = list(self._alive)
+        counts = torch.cat([self._alive[n].float() for n in names])
+        fired = trainer.strategy.reduce(counts, reduce_op="sum") > 0
+        sizes = [len(self._alive[n]) for n in names]
+        fractions = torch.stack([1 - part.float().mean() for part in fired.split(sizes)]).tolist()
+        dead = dict(zip(names, fractions, strict=True))
         self.last = dead
-        pl_module.log_dict({f"dead_units/{n}": v for n, v in dead.items()}, sync_dist=True)
+        # Straight to the loggers, next to the epoch's validation metrics.
+        metrics = {f"dead_units/{n}": v for n, v in dead.items()}
+        metrics["epoch"] = trainer.current_epoch
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
         bad = {n: round(f, 3) for n, f in dead.items() if f > self.threshold}
         if bad and not self.events:
             message = (
