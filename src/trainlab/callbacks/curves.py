@@ -10,7 +10,7 @@ from typing_extensions import override
 
 from trainlab.loggers.images import log_image
 
-PREFIXES = ("train/", "val/", "gap/")
+PREFIXES = ("train/", "val/")
 
 
 def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path: Path) -> Path:
@@ -44,7 +44,7 @@ def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path
 
 
 class LearningCurves(pl.Callback):
-    """Records each epoch's ``train/*``, ``val/*`` and ``gap/*`` values and, when training ends,
+    """Records each epoch's ``train/*`` and ``val/*`` values and, when training ends,
     writes ``learning_curves.png`` and sends it to every logger.
 
     Args:

@@ -77,6 +77,9 @@ class Task(pl.LightningModule):
         self.net = net
         # ModuleDict keys must not shadow Module attributes such as .train
         self.metrics = nn.ModuleDict({f"{split}_metrics": self.make_metrics() for split in SPLITS})
+        self._metric_list = {
+            s: list(self.split_metrics(s).values(copy_state=False)) for s in SPLITS
+        }
         self._loss_sum: dict[str, torch.Tensor] = {}
         self._count: dict[str, int] = {}
         # Set by :func:`trainlab.runtime.amortise.amortise` when one Lightning step trains on a
@@ -125,7 +128,9 @@ class Task(pl.LightningModule):
             self._loss_sum[split] + detached if split in self._loss_sum else detached
         )
         self._count[split] = self._count.get(split, 0) + n
-        self.split_metrics(split).update(*self.metric_inputs(out.detach(), y))
+        inputs = self.metric_inputs(out.detach(), y)
+        for metric in self._metric_list[split]:  # each directly: the collection's update costs 2x
+            metric.update(*inputs)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
@@ -219,12 +224,16 @@ class Task(pl.LightningModule):
             prog_bar=split == "val",
         )
         if split == "train" and self.hparams["log_gap"]:
-            # Validation ran before this hook, so val/* hold this epoch's values.
+            # Validation ran before this hook, so val/* hold this epoch's values. The gap goes
+            # straight to the loggers: nothing monitors it, and each self.log costs ~0.3 ms.
             seen = self.trainer.callback_metrics
-            gaps = {
-                f"gap/{k}": v - seen[f"val/{k}"] for k, v in values.items() if f"val/{k}" in seen
-            }
-            self.log_dict(gaps, sync_dist=True)
+            names = [k for k in values if f"val/{k}" in seen]
+            if names:
+                gaps = torch.stack([values[k] - seen[f"val/{k}"] for k in names]).tolist()
+                gap = {f"gap/{k}": v for k, v in zip(names, gaps, strict=True)}
+                gap["epoch"] = self.current_epoch
+                for logger in self.trainer.loggers:
+                    logger.log_metrics(gap, step=self.trainer.global_step)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
