@@ -256,8 +256,9 @@ def test_epoch_progress_prints_each_epochs_own_metrics(
         ["steps_per_call=1"],
         ["steps_per_call=1", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
         ["steps_per_call=3", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
+        ["model.mode=max"],  # the best checkpoint stays at epoch 0; last.ckpt must not
     ],
-    ids=["plain", "plain+cosine+clip", "grouped+cosine+clip"],
+    ids=["plain", "plain+cosine+clip", "grouped+cosine+clip", "stalled-monitor"],
 )
 def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[str]) -> None:
     common = [
@@ -301,3 +302,32 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["seed"]
     assert isinstance(saved, int)
     assert f"seed: {saved}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("mode", "best_epoch"),
+    [("min", 2), ("max", 0)],  # max on val/loss: only the first epoch counts as the best
+)
+def test_last_checkpoint_links_to_best_only_when_both_hold_the_same_step(
+    tmp_path: Path, mode: str, best_epoch: int
+) -> None:
+    cfg = compose_cfg(
+        "train",
+        [
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=3",
+            "callbacks.progress_bar=null",
+            "callbacks.calibration=null",
+            f"model.mode={mode}",
+            "seed=1",
+        ],
+        tmp_path,
+    )
+    fit(cfg)
+    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
+    last, best = ckpts / "last.ckpt", ckpts / "best.ckpt"
+    assert torch.load(best, weights_only=True)["epoch"] == best_epoch
+    assert torch.load(last, weights_only=True)["epoch"] == 2  # always the latest state
+    assert last.is_symlink() == (best_epoch == 2)
+    if last.is_symlink():
+        assert last.resolve() == best.resolve()

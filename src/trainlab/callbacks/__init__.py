@@ -1,6 +1,7 @@
 """Lightning callbacks of trainlab's own: calibration and training diagnostics."""
 
 from trainlab.callbacks.calibration import Calibration
+from trainlab.callbacks.checkpoint import Checkpoint
 from trainlab.callbacks.curves import LearningCurves
 from trainlab.callbacks.dead_units import DeadUnits
 from trainlab.callbacks.divergence import DivergenceGuard
@@ -9,6 +10,7 @@ from trainlab.callbacks.progress import EpochProgress
 
 __all__ = [
     "Calibration",
+    "Checkpoint",
     "DeadUnits",
     "DivergenceGuard",
     "EpochProgress",
