@@ -69,3 +69,20 @@ class Interrupt(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
+
+
+class RecordLastCheckpoint(pl.Callback):
+    """At each epoch start, notes the epoch that ``last.ckpt`` holds (None: not there yet);
+    writes the list to ``path`` when training ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.seen: list[int | None] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        held = torch.load(last, weights_only=True)["epoch"] if last.exists() else None
+        self.seen.append(held)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.path.write_text(json.dumps(self.seen))

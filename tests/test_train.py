@@ -167,6 +167,11 @@ BAD_INPUTS = [
     (["data=csv"], r"data.path, data.target must be set \(\?\?\? in the config\)"),
     (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
     (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
+    (["steps_per_call=0"], "steps_per_call must be 'auto' or an integer >= 1, got 0"),
+    (
+        ["callbacks.model_checkpoint.last_every_seconds=-1"],
+        "callbacks.model_checkpoint.last_every_seconds must be a number >= 0, got -1",
+    ),
 ]
 
 
@@ -281,7 +286,7 @@ def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[s
     ]
     fit(compose_cfg("train", [*common, "trainer.max_epochs=4", *interrupt], tmp_path / "first"))
     first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
-    assert torch.load(first_last, weights_only=True)["epoch"] == 1  # stopped after 2 epochs
+    assert torch.load(first_last, weights_only=True)["global_step"] == 40  # 2 epochs of 20 steps
     fit(
         compose_cfg(
             "train",
@@ -327,7 +332,32 @@ def test_last_checkpoint_links_to_best_only_when_both_hold_the_same_step(
     ckpts = Path(cfg.paths.output_dir) / "checkpoints"
     last, best = ckpts / "last.ckpt", ckpts / "best.ckpt"
     assert torch.load(best, weights_only=True)["epoch"] == best_epoch
-    assert torch.load(last, weights_only=True)["epoch"] == 2  # always the latest state
+    assert torch.load(last, weights_only=True)["global_step"] == 60  # always the latest state
     assert last.is_symlink() == (best_epoch == 2)
     if last.is_symlink():
         assert last.resolve() == best.resolve()
+
+
+@pytest.mark.parametrize("every", [0, 3600])
+def test_last_checkpoint_is_written_at_most_every_last_every_seconds(
+    tmp_path: Path, every: int
+) -> None:
+    record = tmp_path / "held.json"
+    cfg = compose_cfg(
+        "train",
+        [
+            *QUICK,
+            "trainer.max_epochs=3",
+            "callbacks.calibration=null",
+            "model.mode=max",  # the best checkpoint stays at epoch 0; last.ckpt links to it then
+            f"callbacks.model_checkpoint.last_every_seconds={every}",
+            "+callbacks.record._target_=tests.helpers.RecordLastCheckpoint",
+            f"+callbacks.record.path={record}",
+        ],
+        tmp_path,
+    )
+    fit(cfg)
+    # the epoch last.ckpt holds at the start of epochs 0, 1, 2
+    assert json.loads(record.read_text()) == ([None, 0, 1] if every == 0 else [None, 0, 0])
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 60  # and when training ends it holds the final state
