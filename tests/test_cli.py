@@ -50,10 +50,20 @@ def test_two_runs_started_together_get_different_directories(tmp_path: Path) -> 
     assert dirs[0] != dirs[1]
 
 
-def test_bad_input_exits_2_with_a_message_and_leaves_nothing(tmp_path: Path) -> None:
-    result = run_cli("trainlab.train", "net=cnn", "data=wine", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["net=cnn", "data=wine"], "net trainlab.nets.CNN cannot read tabular data"),
+        # found only once the trainer is built
+        (["steps_per_call=4", "+trainer.accumulate_grad_batches=2"], "steps_per_call=4 cannot"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_leaves_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("trainlab.train", *args, cwd=tmp_path)
     assert result.returncode == 2
-    assert "trainlab: error: net trainlab.nets.CNN cannot read tabular data" in result.stderr
+    assert f"trainlab: error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "logs" / "digits_mlp" / "runs").iterdir())
 

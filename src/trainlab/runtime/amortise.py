@@ -71,9 +71,8 @@ def blockers(trainer: pl.Trainer, task: Any, dm: Any) -> list[str]:
     return found
 
 
-def amortise(trainer: pl.Trainer, task: Any, dm: Any, requested: Any) -> int:
-    """Set ``task`` and ``dm`` up for ``requested`` batches per Lightning step and return the
-    group size in use (1: the plain path).
+def choose_steps_per_call(trainer: pl.Trainer, task: Any, dm: Any, requested: Any) -> int:
+    """The group size for this run (1: the plain path).
 
     Raises:
         ConfigError: a bad value, or an explicit size > 1 with settings that count batches.
@@ -84,14 +83,19 @@ def amortise(trainer: pl.Trainer, task: Any, dm: Any, requested: Any) -> int:
         if found:
             log.debug("steps_per_call=auto keeps one batch per step: %s", "; ".join(found))
             return 1
-        size = AUTO_GROUP
-    if size == 1:
-        return 1
-    if found:
+        return AUTO_GROUP
+    if size > 1 and found:
         raise ConfigError(
             f"steps_per_call={size} cannot be used with: {'; '.join(found)}. "
             "Use steps_per_call=1 (or auto, which picks 1 here)."
         )
+    return size
+
+
+def apply_steps_per_call(trainer: pl.Trainer, task: Any, dm: Any, size: int) -> None:
+    """Set ``task`` and ``dm`` up for ``size`` batches per Lightning step."""
+    if size == 1:
+        return
     # Manual optimisation: Lightning refuses its own clipping there, so the task clips, at the
     # point where the automatic loop would (after on_before_optimizer_step).
     if trainer.gradient_clip_val:
@@ -101,4 +105,11 @@ def amortise(trainer: pl.Trainer, task: Any, dm: Any, requested: Any) -> int:
     task.automatic_optimization = False
     task.steps_per_call = dm.steps_per_call = size
     log.debug("training with up to %d optimiser steps per Lightning step", size)
+
+
+def amortise(trainer: pl.Trainer, task: Any, dm: Any, requested: Any) -> int:
+    """Choose the group size for ``requested`` and set ``task`` and ``dm`` up for it; returns
+    the size (1: the plain path)."""
+    size = choose_steps_per_call(trainer, task, dm, requested)
+    apply_steps_per_call(trainer, task, dm, size)
     return size

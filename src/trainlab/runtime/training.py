@@ -13,7 +13,11 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.amortise import amortise, check_steps_per_call
+from trainlab.runtime.amortise import (
+    apply_steps_per_call,
+    check_steps_per_call,
+    choose_steps_per_call,
+)
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import save_config
 from trainlab.runtime.lr_find import tune_learning_rate
@@ -87,6 +91,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
+    steps_per_call = choose_steps_per_call(trainer, model, dm, cfg.get("steps_per_call", "auto"))
 
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
@@ -95,7 +100,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     suggested_lr = None
     if cfg.get("tune_lr"):
         suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
-    amortise(trainer, model, dm, cfg.get("steps_per_call", "auto"))
+    # Only after the LR range test, which runs on the plain path.
+    apply_steps_per_call(trainer, model, dm, steps_per_call)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
