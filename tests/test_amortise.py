@@ -114,6 +114,18 @@ def test_settings_that_count_batches_keep_the_plain_path(tmp_path: Path, overrid
         amortise(trainer, model, dm, 4)
 
 
+def test_a_task_with_its_own_training_step_keeps_the_plain_path(tmp_path: Path) -> None:
+    trainer, model, dm = setup(tmp_path)
+
+    def training_step(self: Any, batch: Any, batch_idx: int) -> Any:
+        return self.model_step(batch, "train")
+
+    model.__class__ = type("MyTask", (type(model),), {"training_step": training_step})
+    assert amortise(trainer, model, dm, "auto") == 1 and model.automatic_optimization
+    with pytest.raises(ConfigError, match="MyTask has a training_step of its own"):
+        amortise(trainer, model, dm, 8)
+
+
 @pytest.mark.parametrize("value", ["fast", 0, -2, 1.5, True])
 def test_bad_steps_per_call(tmp_path: Path, value: object) -> None:
     cfg = compose_cfg("train", [f"steps_per_call={value}"], tmp_path)

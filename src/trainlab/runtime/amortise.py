@@ -44,6 +44,10 @@ def blockers(trainer: pl.Trainer, task: Any, dm: Any) -> list[str]:
     found = []
     if not isinstance(task, Task):
         found.append(f"the model {type(task).__name__} is not a trainlab Task")
+    elif type(task).training_step is not Task.training_step:
+        found.append(f"{type(task).__name__} has a training_step of its own")
+    elif not task.automatic_optimization:
+        found.append(f"{type(task).__name__} optimises manually already")
     if not hasattr(dm, "steps_per_call"):
         found.append(f"the DataModule {type(dm).__name__} serves its own batches")
     if trainer.world_size > 1:
