@@ -16,6 +16,7 @@ from trainlab.calibration.plots import save_reliability_diagram
 from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
+from trainlab.loggers.scalars import log_scalars
 
 
 @torch.no_grad()
@@ -114,8 +115,7 @@ class Calibration(pl.Callback):
             out / "reliability.png",
             title="test split",
         )
-        for logger in trainer.loggers:
-            logger.log_metrics(self.report_metrics(), step=trainer.global_step)
+        log_scalars(trainer, self.report_metrics())
         log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
         if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
             self._save_into(Path(trainer.ckpt_path), calibrator_state(calibrator))

@@ -12,6 +12,7 @@ from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
+from trainlab.loggers.scalars import log_scalars
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ class DeadUnits(pl.Callback):
         fractions = torch.stack([1 - part.float().mean() for part in fired.split(sizes)]).tolist()
         dead = dict(zip(names, fractions, strict=True))
         self.last = dead
-        # Straight to the loggers, next to the epoch's validation metrics.
-        metrics = {f"dead_units/{n}": v for n, v in dead.items()}
-        metrics["epoch"] = trainer.current_epoch
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        log_scalars(trainer, {f"dead_units/{n}": v for n, v in dead.items()}, epoch=True)
         bad = {n: round(f, 3) for n, f in dead.items() if f > self.threshold}
         if bad and not self.events:
             message = (

@@ -11,6 +11,7 @@ import torch
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
+from trainlab.loggers.scalars import log_scalars
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,9 @@ class GradientHealth(pl.Callback):
         by_name = dict(zip([n for n, _ in grads], values, strict=True))
         total = float(stacked.pow(2).sum().sqrt())
         norms = {n: by_name[n] for n in layer_names}
-        # Straight to the loggers, at this optimiser step: self.log would hold step values
-        # back until Lightning's next log_every_n_steps boundary.
-        metrics = {f"grad_norm/{n}": v for n, v in norms.items()}
-        metrics["grad_norm/total"] = total
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
+        log_scalars(
+            trainer, {**{f"grad_norm/{n}": v for n, v in norms.items()}, "grad_norm/total": total}
+        )
 
         if len(norms) >= 2 and (weak := vanishing_layers(norms, self.vanishing_ratio)):
             last = layer_names[-1]
