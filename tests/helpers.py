@@ -71,18 +71,30 @@ class Interrupt(pl.Callback):
             trainer.should_stop = True
 
 
-class RecordLastCheckpoint(pl.Callback):
-    """At each epoch start, notes the epoch that ``last.ckpt`` holds (None: not there yet);
-    writes the list to ``path`` when training ends."""
+class FailAt(pl.Callback):
+    """Raises at the start of epoch ``epoch``, as a crash in user code would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"planned failure at epoch {self.epoch}")
+
+
+class RecordCheckpoints(pl.Callback):
+    """At each epoch start, notes the epoch that ``last.ckpt`` and ``best.ckpt`` hold on disk
+    (None: not there yet); writes ``{"last": [...], "best": [...]}`` to ``path`` when training
+    ends, before the checkpoint callback's own end-of-training writes."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
-        self.seen: list[int | None] = []
+        self.seen: dict[str, list[int | None]] = {"last": [], "best": []}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-        held = torch.load(last, weights_only=True)["epoch"] if last.exists() else None
-        self.seen.append(held)
+        for name, seen in self.seen.items():
+            ckpt = Path(trainer.default_root_dir) / "checkpoints" / f"{name}.ckpt"
+            seen.append(torch.load(ckpt, weights_only=True)["epoch"] if ckpt.exists() else None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.path.write_text(json.dumps(self.seen))

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from tests.conftest import compose_cfg
 from tests.test_configs import options
+from trainlab.callbacks.checkpoint import host_copy
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import check_output_shape
 from trainlab.runtime.evaluation import evaluate, predict
@@ -171,6 +172,10 @@ BAD_INPUTS = [
     (
         ["callbacks.model_checkpoint.last_every_seconds=-1"],
         "callbacks.model_checkpoint.last_every_seconds must be a number >= 0, got -1",
+    ),
+    (
+        ["callbacks.model_checkpoint.best_every_seconds=soon"],
+        "callbacks.model_checkpoint.best_every_seconds must be a number >= 0, got 'soon'",
     ),
 ]
 
@@ -338,9 +343,19 @@ def test_last_checkpoint_links_to_best_only_when_both_hold_the_same_step(
         assert last.resolve() == best.resolve()
 
 
-@pytest.mark.parametrize("every", [0, 3600])
-def test_last_checkpoint_is_written_at_most_every_last_every_seconds(
-    tmp_path: Path, every: int
+@pytest.mark.parametrize(
+    ("last_every", "best_every", "held"),
+    [
+        # last.ckpt every epoch; writing it puts the best (held in memory) on disk first
+        (0, 60, {"last": [None, 0, 1], "best": [None, 0, 0]}),
+        # nothing is due within the run: both are written when training ends
+        (3600, 60, {"last": [None, None, None], "best": [None, None, None]}),
+        # the best written at once, and last.ckpt linked to it at that step
+        (3600, 0, {"last": [None, 0, 0], "best": [None, 0, 0]}),
+    ],
+)
+def test_checkpoints_are_written_at_most_every_so_many_seconds(
+    tmp_path: Path, last_every: int, best_every: int, held: dict[str, list[int | None]]
 ) -> None:
     record = tmp_path / "held.json"
     cfg = compose_cfg(
@@ -349,15 +364,53 @@ def test_last_checkpoint_is_written_at_most_every_last_every_seconds(
             *QUICK,
             "trainer.max_epochs=3",
             "callbacks.calibration=null",
-            "model.mode=max",  # the best checkpoint stays at epoch 0; last.ckpt links to it then
-            f"callbacks.model_checkpoint.last_every_seconds={every}",
-            "+callbacks.record._target_=tests.helpers.RecordLastCheckpoint",
+            "model.mode=max",  # the best checkpoint stays at epoch 0
+            f"callbacks.model_checkpoint.last_every_seconds={last_every}",
+            f"callbacks.model_checkpoint.best_every_seconds={best_every}",
+            "+callbacks.record._target_=tests.helpers.RecordCheckpoints",
             f"+callbacks.record.path={record}",
         ],
         tmp_path,
     )
     fit(cfg)
-    # the epoch last.ckpt holds at the start of epochs 0, 1, 2
-    assert json.loads(record.read_text()) == ([None, 0, 1] if every == 0 else [None, 0, 0])
-    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 60  # and when training ends it holds the final state
+    # the epoch each file holds at the start of epochs 0, 1, 2
+    assert json.loads(record.read_text()) == held
+    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
+    # when training ends, last.ckpt holds the final state and best.ckpt the best one
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 60
+    assert torch.load(ckpts / "best.ckpt", weights_only=True)["epoch"] == 0
+
+
+def test_a_best_checkpoint_held_in_memory_is_written_when_training_fails(tmp_path: Path) -> None:
+    cfg = compose_cfg(
+        "train",
+        [
+            *QUICK,
+            "trainer.max_epochs=3",
+            "callbacks.calibration=null",
+            "callbacks.model_checkpoint.best_every_seconds=3600",
+            "+callbacks.fail._target_=tests.helpers.FailAt",
+            "+callbacks.fail.epoch=1",
+        ],
+        tmp_path,
+    )
+    with pytest.raises(RuntimeError, match="planned failure"):
+        fit(cfg)
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    assert torch.load(best, weights_only=True)["epoch"] == 0
+
+
+def test_host_copy_keeps_a_checkpoint_as_it_was() -> None:
+    net = torch.nn.Linear(3, 2)
+    checkpoint = {"state_dict": net.state_dict(), "best": {"a": 1.0}, "steps": [torch.ones(2)]}
+    copied = host_copy(checkpoint)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    checkpoint["best"]["a"] = 2.0
+    checkpoint["steps"][0].add_(1.0)
+    assert not torch.equal(copied["state_dict"]["weight"], net.weight)
+    assert copied["best"] == {"a": 1.0}
+    assert torch.equal(copied["steps"][0], torch.ones(2))
+    # load_state_dict reads the version metadata that state_dict() attaches
+    assert copied["state_dict"]._metadata == checkpoint["state_dict"]._metadata
+    torch.nn.Linear(3, 2).load_state_dict(copied["state_dict"])

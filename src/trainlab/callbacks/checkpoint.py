@@ -1,92 +1,198 @@
-"""Lightning's ModelCheckpoint with a last.ckpt that holds the latest state, written sparingly."""
+"""Lightning's ModelCheckpoint with a last.ckpt that holds the latest state, and both files
+written sparingly."""
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
+from weakref import proxy
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.trainer.states import TrainerFn
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
 
 
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"callbacks.model_checkpoint.{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def host_copy(obj: Any) -> Any:
+    """A copy of a checkpoint dict that later training cannot change: every tensor copied to
+    host memory, every container copied (``copy.copy`` keeps a state dict's ``_metadata``)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        out = copy.copy(obj)
+        for key, value in obj.items():
+            out[key] = host_copy(value)
+        return out
+    if isinstance(obj, list):
+        return [host_copy(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(host_copy(v) for v in obj)
+    if obj is None or isinstance(obj, str | bytes | int | float):
+        return obj
+    return copy.deepcopy(obj)
+
+
 class Checkpoint(ModelCheckpoint):
-    """A ``ModelCheckpoint`` whose ``last.ckpt`` is the state to resume from.
+    """A ``ModelCheckpoint`` whose ``last.ckpt`` is the state to resume from, and which writes
+    the best checkpoint at most every ``best_every_seconds``.
 
-    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only at steps that also saved a
-    top-k checkpoint: with ``save_top_k=1`` it is a copy of the best checkpoint, and resuming
-    from it goes back to the best epoch. Here ``last.ckpt`` is also written at the other save
-    points (epoch ends), at most every ``last_every_seconds``, and always when training ends,
-    so a resume loses at most that much training. When the best checkpoint was saved at the
-    same step, ``last.ckpt`` links to it instead of serialising the same state twice (on the
-    wide benchmark net, 27 MB).
+    **last.ckpt.** Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only at steps
+    that also saved a top-k checkpoint: with ``save_top_k=1`` it is a copy of the best
+    checkpoint, and resuming from it goes back to the best epoch. Here ``last.ckpt`` is written
+    at epoch ends at most every ``last_every_seconds``, and always when training ends, so a
+    resume loses at most that much training. When the best checkpoint holds the same step,
+    ``last.ckpt`` links to it instead of serialising the same state twice.
 
-    The link is used only for a single best file under a fixed name (``save_top_k=1``, no
-    metric in ``filename``): that file is overwritten, never deleted, so the link cannot
-    dangle. (Lightning's own ``save_last="link"`` links to the latest checkpoint saved, which
-    can be epochs old.)
+    **best.ckpt.** Writing a checkpoint costs far more than an epoch of a small net (27 MB and
+    about 50 ms for the wide benchmark net, whose epoch takes 150 ms), and early in training
+    the monitor improves nearly every epoch. So a new best state is copied to host memory (a
+    few ms) and written when ``best_every_seconds`` have passed since the last write, when
+    training ends or stops on an exception (Ctrl-C, SIGTERM), and before the divergence guard
+    keeps it. Only a process killed outright loses it. ``best_every_seconds=0`` writes every
+    new best at once, as Lightning does, and holds no copy.
+
+    Both are used only for one best file under a fixed name (``save_top_k=1``, no metric in
+    ``filename``), which is overwritten, never deleted, so a link cannot dangle. The best state
+    is held back only where rank 0 alone writes checkpoints (single device, DDP); sharded
+    strategies (FSDP, DeepSpeed) write at once.
 
     Args:
         last_every_seconds: least time between two writes of ``last.ckpt`` at epoch ends;
             0 writes it at every one.
+        best_every_seconds: least time between two writes of the best checkpoint; 0 writes
+            each new best at once.
         *args, **kwargs: ModelCheckpoint's.
     """
 
-    def __init__(self, *args: Any, last_every_seconds: float = 60.0, **kwargs: Any) -> None:
-        seconds = last_every_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-            raise ConfigError(
-                "callbacks.model_checkpoint.last_every_seconds must be a number >= 0, "
-                f"got {last_every_seconds!r}"
-            )
+    def __init__(
+        self,
+        *args: Any,
+        last_every_seconds: float = 60.0,
+        best_every_seconds: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        self.last_every_seconds = _seconds("last_every_seconds", last_every_seconds)
+        self.best_every_seconds = _seconds("best_every_seconds", best_every_seconds)
         super().__init__(*args, **kwargs)
-        self.last_every_seconds = float(last_every_seconds)
-        self._last_written = time.monotonic()
+        self._last_written = self._best_written = time.monotonic()
+        # A best checkpoint not on disk yet: its path and, on rank 0, its host copy.
+        self._pending: tuple[str, dict[str, Any] | None] | None = None
+        self._in_epoch_end = False
+        self._last_step_written = -1  # the step whose state last.ckpt holds
 
+    # -- when -------------------------------------------------------------------------------
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._last_written = time.monotonic()
+        self._last_written = self._best_written = time.monotonic()
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
+        self._in_epoch_end = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+        finally:
+            self._in_epoch_end = False
         if self._should_save_on_train_epoch_end(trainer):
-            self._save_latest(trainer, force=False)
+            self._write_due(trainer, force=False)
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
+        self._in_epoch_end = True
+        try:
+            super().on_validation_end(trainer, pl_module)
+        finally:
+            self._in_epoch_end = False
         if not self._should_save_on_train_epoch_end(trainer):
-            self._save_latest(trainer, force=False)
+            self._write_due(trainer, force=False)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        self._save_latest(trainer, force=True)
+        self._write_due(trainer, force=True)
+        trainer.strategy.barrier("Checkpoint.on_train_end")  # every rank may read best.ckpt next
 
-    def _save_latest(self, trainer: pl.Trainer, force: bool) -> None:
-        """Write ``last.ckpt`` where Lightning saved nothing at this step, when it is due."""
-        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+    @override
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self.flush(trainer)  # rank 0 alone, with no collective call: other ranks may be gone
+
+    def _write_due(self, trainer: pl.Trainer, force: bool) -> None:
+        """Write the held best checkpoint and ``last.ckpt`` where they are due."""
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if not fitting or getattr(trainer, "fast_dev_run", False):
+            return
+        now = time.monotonic()
+        if force or now - self._best_written >= self.best_every_seconds:
+            self.flush(trainer)  # rank 0 writes alone, so its own clock may decide
+        if not self.save_last or (self.last_model_path and self._last_holds_now(trainer)):
             return
         if not force:
             n = self._every_n_epochs
-            stale = time.monotonic() - self._last_written >= self.last_every_seconds
+            stale = now - self._last_written >= self.last_every_seconds
             # rank 0's clock decides, so that every rank saves (and waits) together
             due = n >= 1 and (trainer.current_epoch + 1) % n == 0 and stale
             if not trainer.strategy.broadcast(due, src=0):
                 return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def _last_holds_now(self, trainer: pl.Trainer) -> bool:
+        return self._last_step_written == trainer.global_step
+
+    # -- the best checkpoint ----------------------------------------------------------------
+    def _holds_best_back(self, trainer: pl.Trainer) -> bool:
+        rank0_writes = type(trainer.strategy).save_checkpoint is Strategy.save_checkpoint
+        return self.best_every_seconds > 0 and self._single_fixed_best() and rank0_writes
+
+    def _single_fixed_best(self) -> bool:
+        return self.save_top_k == 1 and self.filename is not None and "{" not in self.filename
+
+    @override
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        if filepath == self.last_model_path:
+            super()._save_checkpoint(trainer, filepath)
+            self._last_step_written = trainer.global_step
+            return
+        if not self._holds_best_back(trainer):
+            super()._save_checkpoint(trainer, filepath)
+            return
+        # What trainer.save_checkpoint writes, taken now, on every rank (the dump may gather).
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        self._pending = (filepath, host_copy(checkpoint) if trainer.is_global_zero else None)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def flush(self, trainer: pl.Trainer) -> None:
+        """Write the best checkpoint held in memory, if there is one."""
+        if self._pending is None:
+            return
+        filepath, checkpoint = self._pending
+        self._pending = None
+        self._best_written = time.monotonic()
+        if checkpoint is not None:
+            trainer.strategy.save_checkpoint(checkpoint, filepath)
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    # -- last.ckpt --------------------------------------------------------------------------
     def _links_to_best(self, trainer: pl.Trainer) -> bool:
-        fixed_name = self.filename is not None and "{" not in self.filename
         just_saved = self._last_global_step_saved == trainer.global_step
         return (
             self.save_last is True
-            and self.save_top_k == 1
-            and fixed_name
+            and self._single_fixed_best()
             and just_saved
             and bool(self._last_checkpoint_saved)
         )
@@ -95,6 +201,13 @@ class Checkpoint(ModelCheckpoint):
     def _save_last_checkpoint(
         self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]
     ) -> None:
+        if self._in_epoch_end and self._pending is not None:
+            # Lightning's own call right after a new best: linking to a best held in memory
+            # would mean writing it now. last.ckpt follows its own clock (_write_due).
+            return
+        # last.ckpt records the best checkpoint's path and score (a resume trusts them), and a
+        # link needs its target: the best state goes to disk first.
+        self.flush(trainer)
         if not self._links_to_best(trainer):
             super()._save_last_checkpoint(trainer, monitor_candidates)
         else:
@@ -103,4 +216,5 @@ class Checkpoint(ModelCheckpoint):
                 super()._save_last_checkpoint(trainer, monitor_candidates)
             finally:
                 self.save_last = True
+            self._last_step_written = trainer.global_step
         self._last_written = time.monotonic()

@@ -167,6 +167,9 @@ class DivergenceGuard(pl.Callback):
     @staticmethod
     def _keep_last_good(trainer: pl.Trainer) -> str | None:
         callback = trainer.checkpoint_callback
+        flush = getattr(callback, "flush", None)
+        if callable(flush):  # a best checkpoint still held in memory goes to disk first
+            flush(trainer)
         source = getattr(callback, "last_model_path", "") or getattr(
             callback, "best_model_path", ""
         )
