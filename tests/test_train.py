@@ -16,6 +16,7 @@ from tests.conftest import compose_cfg
 from tests.test_configs import options
 from trainlab.callbacks.checkpoint import host_copy
 from trainlab.errors import ConfigError
+from trainlab.models.task import Task
 from trainlab.runtime.build import check_output_shape
 from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
@@ -239,6 +240,46 @@ def test_lean_and_default_paths_give_the_same_metrics(tmp_path: Path) -> None:
     lean = fit(compose_cfg("train", [*common, "debug=lean"], tmp_path / "lean"))
     for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/f1"):
         assert lean[key] == pytest.approx(default[key], abs=1e-6), key
+
+
+def test_fit_epoch_metrics_skip_self_log_and_land_where_it_puts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "trainer.max_epochs=3",
+        "trainer.accelerator=cpu",
+        "callbacks.progress_bar.refresh_seconds=0",
+        "callbacks.calibration=null",
+        "model/scheduler=plateau",  # reads the monitor from callback_metrics
+        "callbacks.early_stopping.patience=1",
+        "seed=5",
+    ]
+    runs = {}
+    for direct in (True, False):
+        monkeypatch.setattr(Task, "direct_epoch_logging", direct)
+        cfg = compose_cfg("train", common, tmp_path / str(direct))
+        fit(cfg)
+        run = Path(cfg.paths.output_dir)
+        csv = pd.read_csv(run / "csv" / "metrics.csv")
+        lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
+        runs[direct] = {
+            "summary": json.loads((run / "metrics.json").read_text()),
+            "best": torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"],
+            "csv": csv,
+            "progress": [ln.split("s  ", 1)[1] for ln in lines],  # without the epoch's time
+        }
+    direct, logged = runs[True], runs[False]
+    assert direct["progress"] == logged["progress"]
+    assert len(direct["progress"]) == 3
+    assert direct["best"] == logged["best"]
+    assert direct["summary"]["metrics"] == logged["summary"]["metrics"]
+    assert direct["summary"]["epochs"] == logged["summary"]["epochs"]
+    columns = [c for c in logged["csv"] if c.startswith(("train/", "val/", "gap/"))]
+    assert {"train/loss", "val/acc", "gap/loss"} <= set(columns)
+    for column in columns:  # the same values at the same steps
+        pick = [column, "step", "epoch"]
+        expected = logged["csv"][pick].dropna().reset_index(drop=True)
+        pd.testing.assert_frame_equal(direct["csv"][pick].dropna().reset_index(drop=True), expected)
 
 
 def test_epoch_progress_prints_each_epochs_own_metrics(
