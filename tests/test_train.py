@@ -422,6 +422,37 @@ def test_checkpoints_are_written_at_most_every_so_many_seconds(
     assert torch.load(ckpts / "best.ckpt", weights_only=True)["epoch"] == 0
 
 
+def test_a_best_checkpoint_held_in_memory_is_the_one_written_at_once(tmp_path: Path) -> None:
+    common = [
+        *QUICK,
+        "trainer.max_epochs=5",
+        "callbacks.calibration=null",
+        "model.monitor=val/acc",
+        "model.mode=max",
+        "seed=2",
+    ]
+    bests = []
+    for every in (0, 3600):  # at once; held, beaten twice, written when training ends
+        out = tmp_path / str(every)
+        fit(
+            compose_cfg(
+                "train", [*common, f"callbacks.model_checkpoint.best_every_seconds={every}"], out
+            )
+        )
+        bests.append(torch.load(out / "run" / "checkpoints" / "best.ckpt", weights_only=True))
+    at_once, held = bests
+    # val/acc rose in epochs 0, 1 and 2 (the held copy was beaten twice), then not again
+    assert held["epoch"] == at_once["epoch"] == 2
+    for key, value in at_once["state_dict"].items():
+        assert torch.equal(held["state_dict"][key], value), key
+    for state, other in zip(
+        at_once["optimizer_states"][0]["state"].values(),
+        held["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert all(torch.equal(state[k], other[k]) for k in state)
+
+
 def test_a_best_checkpoint_held_in_memory_is_written_when_training_fails(tmp_path: Path) -> None:
     cfg = compose_cfg(
         "train",
@@ -455,3 +486,9 @@ def test_host_copy_keeps_a_checkpoint_as_it_was() -> None:
     # load_state_dict reads the version metadata that state_dict() attaches
     assert copied["state_dict"]._metadata == checkpoint["state_dict"]._metadata
     torch.nn.Linear(3, 2).load_state_dict(copied["state_dict"])
+    # a later copy into the earlier one reuses its tensors where the shapes match
+    checkpoint["steps"] = [torch.zeros(3)]
+    again = host_copy(checkpoint, into=copied)
+    assert again["state_dict"]["weight"].data_ptr() == copied["state_dict"]["weight"].data_ptr()
+    assert torch.equal(again["state_dict"]["weight"], net.weight)
+    assert torch.equal(again["steps"][0], torch.zeros(3))  # another shape: a new tensor
