@@ -82,6 +82,24 @@ class FailAt(pl.Callback):
             raise RuntimeError(f"planned failure at epoch {self.epoch}")
 
 
+class SaveCheckpointAt(pl.Callback):
+    """At the start of epoch ``epoch``, saves ``manual.ckpt`` with ``trainer.save_checkpoint``
+    (as a SLURM requeue does), then writes the epoch ``best.ckpt`` holds on disk to ``path``."""
+
+    def __init__(self, epoch: int, path: str) -> None:
+        self.epoch = epoch
+        self.path = Path(path)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch != self.epoch:
+            return
+        ckpts = Path(trainer.default_root_dir) / "checkpoints"
+        trainer.save_checkpoint(ckpts / "manual.ckpt")
+        best = ckpts / "best.ckpt"
+        held = torch.load(best, weights_only=True)["epoch"] if best.exists() else None
+        self.path.write_text(json.dumps(held))
+
+
 class RecordCheckpoints(pl.Callback):
     """At each epoch start, notes the epoch that ``last.ckpt`` and ``best.ckpt`` hold on disk
     (None: not there yet); writes ``{"last": [...], "best": [...]}`` to ``path`` when training

@@ -472,6 +472,31 @@ def test_a_best_checkpoint_held_in_memory_is_written_when_training_fails(tmp_pat
     assert torch.load(best, weights_only=True)["epoch"] == 0
 
 
+def test_any_checkpoint_written_puts_the_best_it_records_on_disk(tmp_path: Path) -> None:
+    record = tmp_path / "best_epoch.json"
+    cfg = compose_cfg(
+        "train",
+        [
+            *QUICK,
+            "trainer.max_epochs=2",
+            "callbacks.calibration=null",
+            "callbacks.model_checkpoint.best_every_seconds=3600",
+            "callbacks.model_checkpoint.last_every_seconds=3600",
+            "+callbacks.save._target_=tests.helpers.SaveCheckpointAt",
+            "+callbacks.save.epoch=1",
+            f"+callbacks.save.path={record}",
+        ],
+        tmp_path,
+    )
+    fit(cfg)
+    manual = torch.load(
+        Path(cfg.paths.output_dir) / "checkpoints" / "manual.ckpt", weights_only=False
+    )
+    recorded = next(v for k, v in manual["callbacks"].items() if k.startswith("Checkpoint"))
+    assert Path(recorded["best_model_path"]).name == "best.ckpt"
+    assert json.loads(record.read_text()) == 0  # on disk, holding the epoch it records
+
+
 def test_host_copy_keeps_a_checkpoint_as_it_was() -> None:
     net = torch.nn.Linear(3, 2)
     checkpoint = {"state_dict": net.state_dict(), "best": {"a": 1.0}, "steps": [torch.ones(2)]}

@@ -69,13 +69,15 @@ class Checkpoint(ModelCheckpoint):
     resume loses at most that much training. When the best checkpoint holds the same step,
     ``last.ckpt`` links to it instead of serialising the same state twice.
 
-    **best.ckpt.** Writing a checkpoint costs far more than an epoch of a small net (27 MB and
+    **best.ckpt.** Writing a checkpoint can cost more than an epoch of a small net (27 MB and
     about 50 ms for the wide benchmark net, whose epoch takes 150 ms), and early in training
-    the monitor improves nearly every epoch. So a new best state is copied to host memory (a
-    few ms) and written when ``best_every_seconds`` have passed since the last write, when
-    training ends or stops on an exception (Ctrl-C, SIGTERM), and before the divergence guard
-    keeps it. Only a process killed outright loses it. ``best_every_seconds=0`` writes every
-    new best at once, as Lightning does, and holds no copy.
+    the monitor improves nearly every epoch. So a new best state is copied to host memory
+    (1 ms there) and written when ``best_every_seconds`` have passed since the last write, when
+    training ends or stops on an exception (Ctrl-C, SIGTERM), before any other checkpoint is
+    written (each records the best path and score, which a resume trusts) and before the
+    divergence guard keeps it. Only a process killed outright loses it.
+    ``best_every_seconds=0`` writes every new best at once, as Lightning does, and holds no
+    copy.
 
     Both are used only for one best file under a fixed name (``save_top_k=1``, no metric in
     ``filename``), which is overwritten, never deleted, so a link cannot dangle. The best state
@@ -104,6 +106,7 @@ class Checkpoint(ModelCheckpoint):
         # A best checkpoint not on disk yet: its path and, on rank 0, its host copy.
         self._pending: tuple[str, dict[str, Any] | None] | None = None
         self._in_epoch_end = False
+        self._copying = False  # dumping the state of a new best, to hold it
         self._last_step_written = -1  # the step whose state last.ckpt holds
 
     # -- when -------------------------------------------------------------------------------
@@ -185,13 +188,28 @@ class Checkpoint(ModelCheckpoint):
             super()._save_checkpoint(trainer, filepath)
             return
         # What trainer.save_checkpoint writes, taken now, on every rank (the dump may gather).
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        self._copying = True
+        try:
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        finally:
+            self._copying = False
         # A best held back and now beaten is never written: its tensors take the new state.
         superseded = self._pending[1] if self._pending is not None else None
         copied = host_copy(checkpoint, superseded) if trainer.is_global_zero else None
         self._pending = (filepath, copied)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
+
+    @override
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if not self._copying:
+            # Every checkpoint records this callback's best path and score, and a run resumed
+            # from it trusts them (last.ckpt, a SLURM requeue's, trainer.save_checkpoint):
+            # that file must hold them.
+            self.flush(trainer)
 
     def flush(self, trainer: pl.Trainer) -> None:
         """Write the best checkpoint held in memory, if there is one."""
