@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from weakref import proxy
 
@@ -115,23 +117,26 @@ class Checkpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         self._last_written = self._best_written = time.monotonic()
 
-    @override
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    @contextmanager
+    def _lightning_epoch_end(self) -> Iterator[None]:
+        """Around ModelCheckpoint's own epoch-end saving (see :meth:`_save_last_checkpoint`)."""
         self._in_epoch_end = True
         try:
-            super().on_train_epoch_end(trainer, pl_module)
+            yield
         finally:
             self._in_epoch_end = False
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with self._lightning_epoch_end():
+            super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._write_due(trainer, force=False)
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._in_epoch_end = True
-        try:
+        with self._lightning_epoch_end():
             super().on_validation_end(trainer, pl_module)
-        finally:
-            self._in_epoch_end = False
         if not self._should_save_on_train_epoch_end(trainer):
             self._write_due(trainer, force=False)
 
@@ -156,8 +161,8 @@ class Checkpoint(ModelCheckpoint):
         now = time.monotonic()
         if force or now - self._best_written >= self.best_every_seconds:
             self.flush(trainer)  # rank 0 writes alone, so its own clock may decide
-        if not self.save_last or (self.last_model_path and self._last_holds_now(trainer)):
-            return
+        if not self.save_last or self._last_step_written == trainer.global_step:
+            return  # last.ckpt holds this state already
         if not force:
             n = self._every_n_epochs
             stale = now - self._last_written >= self.last_every_seconds
@@ -166,9 +171,6 @@ class Checkpoint(ModelCheckpoint):
             if not trainer.strategy.broadcast(due, src=0):
                 return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def _last_holds_now(self, trainer: pl.Trainer) -> bool:
-        return self._last_step_written == trainer.global_step
 
     # -- the best checkpoint ----------------------------------------------------------------
     def _holds_best_back(self, trainer: pl.Trainer) -> bool:

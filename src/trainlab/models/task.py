@@ -231,7 +231,7 @@ class Task(pl.LightningModule):
             if gap:
                 log_scalars(trainer, gap, epoch=True)
         elif not trainer.sanity_checking:  # Lightning drops what the sanity check logs
-            self._log_fit_epoch({**named, **gap}, shown)
+            self._log_fit_epoch(named, gap, shown)
 
     def _gap(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
         """Train minus validation, per metric. Validation ran before the train epoch ends, so
@@ -243,19 +243,22 @@ class Task(pl.LightningModule):
         gaps = torch.stack([values[k] - seen[f"val/{k}"] for k in names]).tolist()
         return {f"gap/{k}": v for k, v in zip(names, gaps, strict=True)}
 
-    def _log_fit_epoch(self, row: dict[str, Any], shown: list[str]) -> None:
+    def _log_fit_epoch(
+        self, named: dict[str, torch.Tensor], gap: dict[str, float], shown: list[str]
+    ) -> None:
         """Put a fit epoch's metrics where ``self.log`` would put them: in
         ``trainer.callback_metrics`` (checkpointing, early stopping, plateau schedules), in the
-        progress bar and in every logger, at the step Lightning gives epoch metrics.
+        progress bar and in every logger, at the step Lightning gives epoch metrics. ``gap``
+        goes only to the loggers, in the same row.
 
         ``self.log`` costs about 0.3 ms a value in Lightning: on a small net, more than all the
         rest of an epoch's logging. ``validate`` and ``test`` keep ``self.log``, since their
         return values and result tables come from it.
         """
         trainer = self.trainer
-        trainer.callback_metrics.update({k: v for k, v in row.items() if not k.startswith("gap/")})
-        trainer.progress_bar_metrics.update({k: float(row[k]) for k in shown})
-        logged: dict[str, Any] = {**row, "epoch": trainer.current_epoch}
+        trainer.callback_metrics.update(named)
+        trainer.progress_bar_metrics.update({k: float(named[k]) for k in shown})
+        logged: dict[str, Any] = {**named, **gap, "epoch": trainer.current_epoch}
         trainer._logger_connector.log_metrics(logged, step=epoch_step(trainer))
 
     def on_train_epoch_end(self) -> None:
