@@ -1,12 +1,13 @@
 """How much does trainlab cost over a hand-written PyTorch loop?
 
 Trains the `digits_mlp` experiment (64 -> 256 -> 128 -> 10, ReLU, dropout 0.3, Adam lr 1e-3) for
-the same number of epochs in three ways, each in a fresh process, interleaved and repeated so that
-machine noise shows in the spread:
+the same number of epochs in several ways, each in a fresh process, interleaved and repeated so
+that machine noise shows in the spread:
 
-  hand      a hand-written loop over the same tensor batches, validating every epoch
-  trainlab  trainlab's training path as `make train` runs it (callbacks, csv logger, checkpoints)
-  lean      trainlab with `debug=lean` (no callbacks, logger, checkpoints or progress bar)
+  hand            a hand-written loop over the same tensor batches, validating every epoch
+  trainlab        the default path as `make train` runs it (callbacks, csv logger, checkpoints)
+  callbacks=none  the same without trainlab's callbacks (Lightning's own defaults instead)
+  lean            `debug=lean`: no callbacks, logger, checkpoints or progress bar
 
 Every way builds the data and the net through trainlab under the same seed, so the three see the
 same initial weights and the same batch order. Settings: batch 64, batch 512, and a wide net
@@ -36,7 +37,13 @@ SETTINGS: dict[str, list[str]] = {
     "batch 512": ["data.batch_size=512"],
     "wide (2048, 1024), batch 512": ["data.batch_size=512", "net.hidden_sizes=[2048,1024]"],
 }
-WAYS = ("hand", "trainlab", "lean")
+WAYS: dict[str, list[str]] = {
+    "hand": [],
+    "trainlab": [],
+    "callbacks=none": ["callbacks=none"],
+    "lean": ["debug=lean"],
+}
+# ``--extra way=override,override`` adds a way of one's own, e.g. to time one callback.
 
 
 # -- run inside a child process --------------------------------------------------------------
@@ -97,8 +104,9 @@ def child(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, An
         f"trainer.accelerator={accelerator}",
         *SETTINGS[setting],
     ]
-    # Every way trains all epochs: early stopping stays on in the default path but never fires.
-    overrides.append("debug=lean" if way == "lean" else "callbacks.early_stopping.patience=100000")
+    overrides += WAYS[way]
+    if way == "trainlab":  # every way trains all epochs: early stopping stays on, never fires
+        overrides.append("callbacks.early_stopping.patience=100000")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _compose(overrides, Path(tmp))
         check_top_level(cfg)
@@ -129,16 +137,13 @@ def child(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, An
                 marks.append(time.perf_counter())
             acc = _test_accuracy(net, dm)
         else:
-            from trainlab.runtime.amortise import amortise
-            from trainlab.runtime.build import build_task, instantiate_dict
+            from trainlab.runtime.build import build_model, instantiate_dict
 
-            net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
-            model = build_task(cfg, dm, net)
+            model = build_model(cfg, dm)  # builds the net first, as the hand loop does
             clock = _clock_callback()
             callbacks = [*instantiate_dict(cfg.get("callbacks"), "callbacks"), clock]
             loggers = instantiate_dict(cfg.get("logger"), "logger")
             trainer = build_trainer(cfg, callbacks, loggers)
-            amortise(trainer, model, dm, cfg.steps_per_call)
             trainer.fit(model, datamodule=dm)
             marks = clock.marks
             acc = _test_accuracy(model.net, dm)
@@ -150,7 +155,12 @@ def child(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, An
 # -- the parent ------------------------------------------------------------------------------
 def _spawn(way: str, setting: str, epochs: int, accelerator: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", way, "--setting", setting, "--epochs", str(epochs)]
-    cmd += ["--accelerator", accelerator]
+    cmd += [
+        "--accelerator",
+        accelerator,
+        "--extra",
+        *(f"{k}={','.join(v)}" for k, v in WAYS.items() if k not in ("hand",) and v),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{way} / {setting} failed:\n{out.stderr[-3000:]}")
@@ -197,9 +207,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
+    parser.add_argument("--ways", nargs="*", default=list(WAYS))
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="more ways: name=override,override,..."
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for spec in args.extra:
+        name, _, overrides = spec.partition("=")
+        WAYS[name] = overrides.split(",")
     if args.child:
         print(json.dumps(child(args.child, args.setting, args.epochs, args.accelerator)))
         return
@@ -214,13 +231,14 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for setting in args.settings:
-        results: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
+        ways = ["hand", *(w for w in args.ways if w != "hand")]
+        results: dict[str, list[dict[str, Any]]] = {w: [] for w in ways}
         for _ in range(args.repeats):  # interleaved: noise hits every way alike
-            for way in WAYS:
+            for way in ways:
                 results[way].append(_spawn(way, setting, args.epochs, args.accelerator))
                 print(f"  {setting} / {way}: done", file=sys.stderr)
         hand = [t for r in results["hand"] for t in r["epoch_ms"][1:]]
-        for way in WAYS:
+        for way in ways:
             times = [t for r in results[way] for t in r["epoch_ms"][1:]]
             med = statistics.median(times)
             accs = [r["test_acc"] for r in results[way]]

@@ -116,3 +116,18 @@ def iris_csv(tmp_path: Path) -> Path:
     path = tmp_path / "iris.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_pngs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's 1,797 digits as 8x8 grayscale PNG files in ``<root>/<digit>/<i>.png``."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits_pngs")
+    bunch = load_digits()
+    for i, (image, label) in enumerate(zip(bunch.images, bunch.target, strict=True)):
+        folder = root / str(label)
+        folder.mkdir(exist_ok=True)
+        Image.fromarray((image * 255 / 16).astype(np.uint8)).save(folder / f"{i}.png")
+    return root

@@ -119,16 +119,19 @@ def test_bad_calibration_settings(make: Callable[[], object], message: str) -> N
         make()
 
 
-def test_calibration_on_regression_is_refused(make_cfg: MakeCfg) -> None:
-    cfg = make_cfg(
-        "experiment=diabetes_regression",
-        "+callbacks.calibration._target_=trainlab.callbacks.Calibration",
-        *QUICK,
-    )
-    with pytest.raises(
-        ConfigError, match=r"needs a classification task.*callbacks\.calibration=null"
-    ):
-        fit(cfg)
+def test_calibration_skips_a_regression_run_with_a_note(
+    make_cfg: MakeCfg, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_cfg("experiment=diabetes_regression", *QUICK)
+    assert cfg.callbacks.calibration is not None  # the default callbacks, unchanged
+    with caplog.at_level("INFO"):
+        metrics = fit(cfg)
+    assert "test/r2" in metrics and not any("ece" in k for k in metrics)
+    assert "calibration skipped" in caplog.text
+    run = Path(cfg.paths.output_dir)
+    assert not (run / "calibration.json").exists()
+    diagnostics = json.loads((run / "diagnostics.json").read_text())
+    assert "regression run" in diagnostics["calibration_skipped"]
 
 
 def test_run_reports_saves_and_applies_the_calibrator(make_cfg: MakeCfg, tmp_path: Path) -> None:
@@ -148,10 +151,9 @@ def test_run_reports_saves_and_applies_the_calibrator(make_cfg: MakeCfg, tmp_pat
     calibrator = load_calibrator(checkpoint)
     assert isinstance(calibrator, TemperatureScaler)
     assert calibrator.temperature == pytest.approx(report["parameters"]["temperature"])
-    # only the tested (best) checkpoint holds it; last.ckpt does when it is a link to that one
+    # only the tested (best) checkpoint holds it
     last = run / "checkpoints" / "last.ckpt"
-    last_calibrator = load_calibrator(torch.load(last, weights_only=True))
-    assert (last_calibrator is not None) == last.is_symlink()
+    assert load_calibrator(torch.load(last, weights_only=True)) is None
 
     evaluated = evaluate(compose_cfg("eval", [f"run_dir={run}"], tmp_path / "eval"))
     assert evaluated["test/ece"] == pytest.approx(report["before"]["ece"], abs=1e-6)

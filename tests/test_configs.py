@@ -32,6 +32,7 @@ def test_every_group_has_options() -> None:
         "diabetes",
         "digits",
         "fashion_mnist",
+        "image_folder",
         "iris",
         "mnist",
         "seq_digits",
@@ -49,11 +50,16 @@ def test_every_group_has_options() -> None:
         "mps",
     ]
     assert options("logger") == ["csv", "many", "mlflow", "tensorboard", "wandb"]
+    assert options("model") == ["auto", "classification", "regression"]
 
 
 @pytest.mark.parametrize("name", options("data"))
-def test_data_configs(name: str, make_cfg: MakeCfg, iris_csv: Path, tiny_mnist: Path) -> None:
+def test_data_configs(
+    name: str, make_cfg: MakeCfg, iris_csv: Path, tiny_mnist: Path, digits_pngs: Path
+) -> None:
     extra = []
+    if name == "image_folder":
+        extra = [f"data.root={digits_pngs}", "data.num_workers=0"]
     if name == "csv":
         extra = [f"data.path={iris_csv}", "data.target=species"]
     if name in ("mnist", "fashion_mnist"):
@@ -64,7 +70,7 @@ def test_data_configs(name: str, make_cfg: MakeCfg, iris_csv: Path, tiny_mnist: 
         extra = [f"data.root={tiny_mnist}", "data.verify=false"]
     dm = build_data(make_cfg(f"data={name}", *extra))
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape[1:] == dm.input_shape and len(x) == len(y) == dm.batch_size
+    assert tuple(x.shape[1:]) == tuple(dm.input_shape) and len(x) == len(y) == dm.batch_size
 
 
 NET_DATA = {"linear": "iris", "mlp": "wine", "cnn": "digits", "rnn": "seq_digits"}

@@ -12,9 +12,10 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from trainlab.callbacks import DeadUnits, DivergenceGuard, GradientHealth
+from trainlab.callbacks import DeadUnits, DivergenceGuard, GradientHealth, LearningCheck
 from trainlab.callbacks.divergence import divergence
 from trainlab.callbacks.gradients import exploding, vanishing_layers
+from trainlab.callbacks.learning import loss_stalled
 from trainlab.data import InMemoryDataModule, Loaded
 from trainlab.data.base import count_shared_samples
 from trainlab.errors import ConfigError
@@ -44,6 +45,7 @@ def test_healthy_run_is_quiet_and_leaves_gap_and_curves(make_cfg: MakeCfg) -> No
         make_cfg, "trainer.max_epochs=4", "callbacks.gradient_health.every_n_steps=5"
     )
     assert kinds(diagnostics, "gradient_health") == [] and kinds(diagnostics, "dead_units") == []
+    assert kinds(diagnostics, "learning") == []
     assert diagnostics["gradient_health"]["measurements"] == 16  # type: ignore[index]
     assert diagnostics["divergence"] is None and summary["stop_reason"].startswith("completed")
     assert diagnostics["leakage"] == {"train/val": 0, "train/test": 0, "val/test": 0}
@@ -77,13 +79,11 @@ def test_vanishing_gradients_in_a_deep_sigmoid_mlp(make_cfg: MakeCfg) -> None:
     assert "net.body.0.weight" in events[0]["layers"] and "ReLU" in events[0]["message"]
 
 
-@pytest.mark.parametrize("steps_per_call", ["1", "auto"])
 def test_huge_learning_rate_stops_the_run_and_keeps_the_last_good_checkpoint(
-    make_cfg: MakeCfg, steps_per_call: str
+    make_cfg: MakeCfg,
 ) -> None:
     diagnostics, summary, out = run(
         make_cfg,
-        f"steps_per_call={steps_per_call}",
         "trainer.max_epochs=6",
         "callbacks.early_stopping=null",
         "+callbacks.blow_up._target_=tests.helpers.BlowUpLearningRate",
@@ -115,8 +115,30 @@ def test_dead_units_after_a_strongly_negative_bias(make_cfg: MakeCfg) -> None:
     assert events[0]["layers"] == {"net.body.1": 1.0, "net.body.4": 1.0}
     assert "leaky_relu" in events[0]["message"]
     logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(subset=["dead_units/net.body.1"])
-    # each training epoch, then the validation of the best checkpoint after fit
-    assert logged["epoch"].tolist() == [0, 1, 2] and (logged["dead_units/net.body.4"] == 1.0).all()
+    # each training epoch (not the validation of the best checkpoint after fit)
+    assert logged["epoch"].tolist() == [0, 1] and (logged["dead_units/net.body.4"] == 1.0).all()
+
+
+def test_a_run_that_never_learns_is_named_so(
+    make_cfg: MakeCfg, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A learning rate of zero: steps run, the weights never change, the loss never moves."""
+    with caplog.at_level("WARNING"):
+        diagnostics, summary, _ = run(
+            make_cfg,
+            "trainer.max_epochs=5",
+            "net.dropout=0",
+            "callbacks.early_stopping=null",
+            "+callbacks.freeze._target_=tests.helpers.BlowUpLearningRate",
+            "+callbacks.freeze.epoch=0",
+            "+callbacks.freeze.lr=0.0",
+        )
+    assert kinds(diagnostics, "learning") == ["no_update", "loss_stalled"]
+    events = diagnostics["learning"]["events"]  # type: ignore[index]
+    assert events[0]["epoch"] == 0 and "changed no parameter" in events[0]["message"]
+    assert events[1]["epoch"] == 3  # the first epoch the loss test applies (patience 3)
+    assert caplog.text.count("NOT LEARNING") == 2
+    assert summary["metrics"]["test/acc"] < 0.3  # type: ignore[index]
 
 
 class Doubled(InMemoryDataModule):
@@ -185,6 +207,8 @@ def test_lr_range_test_sets_the_suggested_rate(make_cfg: MakeCfg) -> None:
         (lambda: GradientHealth(vanishing_ratio=2), r"vanishing_ratio must be in \(0, 1\)"),
         (lambda: DeadUnits(threshold=0), r"threshold must be in \(0, 1\]"),
         (lambda: DivergenceGuard(factor=1), "factor must be > 1"),
+        (lambda: LearningCheck(patience=0), "learning_check.patience must be an int >= 1"),
+        (lambda: LearningCheck(min_change=1.0), r"learning_check.min_change must be in \[0, 1\)"),
         (lambda: Doubled(leakage="maybe"), "data.leakage 'maybe' is unknown"),
     ],
 )
@@ -204,3 +228,4 @@ def test_detector_rules() -> None:
     )
     assert divergence(float("inf"), None, 1.0, 10) is not None
     assert divergence(1.0, 0.05, 0.6, 10) is not None and divergence(1.0, 0.1, 0.6, 10) is None
+    assert loss_stalled(2.30, 2.29, 0.01) and not loss_stalled(2.30, 2.0, 0.01)

@@ -1,4 +1,4 @@
-"""Task modules: metrics agree with torchmetrics' own, hyperparameters stay plain."""
+"""Models: configurable metrics that see probabilities, plain hyperparameters, clear errors."""
 
 from __future__ import annotations
 
@@ -6,54 +6,90 @@ import functools
 
 import pytest
 import torch
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
+from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
 from trainlab.errors import ConfigError
-from trainlab.models import ClassificationTask
-from trainlab.models.classification import confusion_metrics
+from trainlab.models import ClassificationModel, RegressionModel, model_for_task
+from trainlab.models.metrics import build_metrics, flatten
 from trainlab.nets import MLP
 
+ADAM = functools.partial(torch.optim.Adam, lr=0.1)
 
-@pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("num_classes", [2, 3, 10])
-def test_confusion_metrics_match_torchmetrics(seed: int, num_classes: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    target = torch.randint(0, num_classes, (200,), generator=gen)
-    pred = torch.where(
-        torch.rand(200, generator=gen) < 0.6,
-        target,
-        torch.randint(0, num_classes, (200,), generator=gen),
+
+def classifier(**kwargs: object) -> ClassificationModel:
+    args: dict[str, object] = {"num_classes": 3, "optimizer": ADAM, **kwargs}
+    return ClassificationModel(MLP((4,), 3), **args)  # type: ignore[arg-type]
+
+
+def test_default_metrics_match_torchmetrics_on_probabilities() -> None:
+    model = classifier()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 4, generator=gen), torch.randint(0, 3, (50,), generator=gen)
+    model.model_step((x, y), "val")
+    computed = model.metrics["val_metrics"].compute()
+    probs = model(x).softmax(1)
+    assert computed["acc"] == pytest.approx(
+        float(MulticlassAccuracy(3, average="micro")(probs, y)), abs=1e-6
     )
-    if num_classes == 10:
-        pred[pred == 9] = 8  # a class never predicted
-        target[target == 7] = 6  # a class never present
-    cm = MulticlassConfusionMatrix(num_classes)(pred, target)
-    ours = confusion_metrics(cm)
-    acc = MulticlassAccuracy(num_classes, average="micro")(pred, target)
-    f1 = MulticlassF1Score(num_classes, average="macro")(pred, target)
-    assert ours["acc"] == pytest.approx(float(acc), abs=1e-6)
-    assert ours["f1"] == pytest.approx(float(f1), abs=1e-6)
+    assert computed["f1"] == pytest.approx(
+        float(MulticlassF1Score(3, average="macro")(probs, y)), abs=1e-6
+    )
+    expected_loss = torch.nn.functional.cross_entropy(model(x), y)
+    assert model.losses["val_loss"].compute() == pytest.approx(
+        float(expected_loss.detach()), abs=1e-6
+    )
+
+
+def test_a_metric_is_one_config_entry_and_sees_probabilities() -> None:
+    model = classifier(
+        metrics={"auroc": "MulticlassAUROC", "top2": {"class": "MulticlassAccuracy", "top_k": 2}}
+    )
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(60, 4, generator=gen), torch.randint(0, 3, (60,), generator=gen)
+    model.model_step((x, y), "test")
+    computed = model.metrics["test_metrics"].compute()
+    probs = model(x).softmax(1)
+    # AUROC needs scores: it would differ if the metric saw only the argmax
+    assert computed["auroc"] == pytest.approx(float(MulticlassAUROC(3)(probs, y)), abs=1e-6)
+    assert computed["top2"] == pytest.approx(
+        float(MulticlassAccuracy(3, top_k=2)(probs, y)), abs=1e-6
+    )
+    monitor_ok = classifier(metrics={"auroc": "MulticlassAUROC"}, monitor="val/auroc", mode="max")
+    assert monitor_ok.hparams["monitor"] == "val/auroc"
+
+
+def test_per_class_metrics_are_logged_by_class_name() -> None:
+    metrics = build_metrics(
+        {"recall": {"class": "MulticlassRecall", "average": None}}, num_classes=3
+    )
+    metrics.update(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
+    values = flatten(metrics.compute(), ["cat", "dog", "eel"])
+    assert values == {
+        "recall/cat": pytest.approx(1.0),
+        "recall/dog": pytest.approx(1.0),
+        "recall/eel": pytest.approx(0.5),
+    }
 
 
 def test_checkpoint_hyperparameters_are_plain_values() -> None:
-    task = ClassificationTask(
-        MLP((4,), 3),
-        num_classes=3,
-        class_names=["a", "b", "c"],
-        optimizer=functools.partial(torch.optim.Adam, lr=0.1),
-    )
-    assert set(task.hparams) == {
+    model = classifier(class_names=["a", "b", "c"])
+    assert set(model.hparams) == {
         "num_classes",
         "class_names",
         "label_smoothing",
         "monitor",
         "mode",
-        "log_gap",
     }
+
+
+def test_auto_follows_the_task() -> None:
+    net = MLP((4,), 1)
+    reg = model_for_task(net, "regression", target_mean=3.0, target_std=2.0, optimizer=ADAM)
+    assert isinstance(reg, RegressionModel) and reg.hparams["target_mean"] == 3.0
+    cls = model_for_task(MLP((4,), 3), "classification", num_classes=3, optimizer=ADAM)
+    assert isinstance(cls, ClassificationModel)
+    with pytest.raises(ConfigError, match="no model for task 'ranking'"):
+        model_for_task(net, "ranking", optimizer=ADAM)
 
 
 @pytest.mark.parametrize(
@@ -62,17 +98,18 @@ def test_checkpoint_hyperparameters_are_plain_values() -> None:
         ({"num_classes": 1}, "at least 2 classes"),
         ({"class_names": ["a"]}, "1 class names for 3 classes"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in"),
-        ({"monitor": "train/loss"}, "must name a validation metric"),
+        ({"monitor": "train/loss"}, r"model.monitor 'train/loss' is not a metric .* val/loss"),
+        ({"monitor": "val/auroc"}, "use one of val/loss, val/acc, val/f1"),
+        ({"mode": "up"}, "model.mode 'up' is unknown"),
+        ({"metrics": {"auc": "MultiClassAUROC"}}, r"model.metrics.auc: 'MultiClassAUROC' is not"),
+        ({"metrics": {"auc": {"average": "macro"}}}, r"model.metrics.auc: give a torchmetrics"),
         (
-            {"optimizer": functools.partial(torch.optim.SGD, lr=0.1, momentum=-1)},
-            "model.optimizer: Invalid momentum",
+            {"metrics": {"acc": {"class": "MulticlassAccuracy", "averag": "micro"}}},
+            r"model.metrics.acc \(MulticlassAccuracy\): .*averag",
         ),
+        ({"metrics": {"a/b": "MulticlassAccuracy"}}, "must not contain '/'"),
     ],
 )
-def test_bad_task_settings(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {
-        "num_classes": 3,
-        "optimizer": functools.partial(torch.optim.Adam, lr=0.1),
-    }
+def test_bad_model_settings(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        ClassificationTask(MLP((4,), 3), **{**args, **kwargs})  # type: ignore[arg-type]
+        classifier(**kwargs)

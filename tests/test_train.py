@@ -14,9 +14,7 @@ from omegaconf import DictConfig
 
 from tests.conftest import compose_cfg
 from tests.test_configs import options
-from trainlab.callbacks.checkpoint import host_copy
 from trainlab.errors import ConfigError
-from trainlab.models.task import Task
 from trainlab.runtime.build import check_output_shape
 from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
@@ -45,6 +43,7 @@ def test_run_directory_contents(make_cfg: MakeCfg) -> None:
     assert {"config.yaml", "csv", "metrics.json", "checkpoints", "classes.json"} <= names
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     summary = json.loads((run / "metrics.json").read_text())
+    assert summary["stop_reason"] == "completed trainer.max_epochs=2"
     assert summary["metrics"] == pytest.approx(metrics)
     assert {"test/acc", "test/f1", "val/acc", "val/loss"} <= set(metrics)
     assert summary["best_checkpoint"].endswith("best.ckpt") and summary["epochs"] == 2
@@ -141,6 +140,7 @@ BAD_INPUTS = [
     (["model.optimizer.lr=0"], r"model.optimizer.lr must be a number > 0, got 0"),
     (["model.optimizer.lr=-1e-3"], r"model.optimizer.lr must be a number > 0"),
     (["model.optimizer.lr=fast"], r"model.optimizer.lr must be a number > 0, got 'fast'"),
+    (["model/optimizer=sgd", "model.optimizer.momentum=-1"], "model.optimizer: Invalid momentum"),
     (["data.batch_size=abc"], "data.batch_size must be a positive integer, got 'abc'"),
     (["seed=-3"], "seed must be a non-negative integer"),
     (
@@ -158,7 +158,7 @@ BAD_INPUTS = [
     ),
     (
         ["model.monitor=val/accuracy"],
-        "model.monitor 'val/accuracy' is not a metric this task logs; "
+        "model.monitor 'val/accuracy' is not a metric this model logs; "
         "use one of val/loss, val/acc, val/f1",
     ),
     (
@@ -169,14 +169,24 @@ BAD_INPUTS = [
     (["data=csv"], r"data.path, data.target must be set \(\?\?\? in the config\)"),
     (["model.mode=maximum"], "model.mode 'maximum' is unknown"),
     (["model/scheduler=cosine", "model.scheduler.warmup_fraction=2"], "warmup_fraction must be in"),
-    (["steps_per_call=0"], "steps_per_call must be 'auto' or an integer >= 1, got 0"),
     (
-        ["callbacks.model_checkpoint.last_every_seconds=-1"],
-        "callbacks.model_checkpoint.last_every_seconds must be a number >= 0, got -1",
+        ["+model.metrics={auc: MultiClassAUROC}"],
+        r"model.metrics.auc: 'MultiClassAUROC' is not a torchmetrics metric",
     ),
     (
-        ["callbacks.model_checkpoint.best_every_seconds=soon"],
-        "callbacks.model_checkpoint.best_every_seconds must be a number >= 0, got 'soon'",
+        [
+            "+callbacks.twin._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+            "+callbacks.twin.monitor=val/loss",
+        ],
+        "callbacks: two ModelCheckpoint callbacks with the same monitor, mode and interval",
+    ),
+    (
+        ["callbacks.last_checkpoint.every_seconds=soon"],
+        "callbacks.last_checkpoint.every_seconds must be a number >= 0, got 'soon'",
+    ),
+    (
+        ["callbacks.learning_check.patience=0"],
+        "callbacks.learning_check.patience must be an int >= 1, got 0",
     ),
 ]
 
@@ -233,53 +243,17 @@ def test_lean_and_default_paths_give_the_same_metrics(tmp_path: Path) -> None:
     default = fit(
         compose_cfg(
             "train",
-            [*common, "callbacks.progress_bar=null", "callbacks.model_checkpoint.monitor=null"],
+            [
+                *common,
+                "callbacks.progress_bar=null",
+                "callbacks.model_checkpoint.monitor=null",  # test the final weights, as lean does
+            ],
             tmp_path / "default",
         )
     )
     lean = fit(compose_cfg("train", [*common, "debug=lean"], tmp_path / "lean"))
     for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/f1"):
         assert lean[key] == pytest.approx(default[key], abs=1e-6), key
-
-
-def test_fit_epoch_metrics_skip_self_log_and_land_where_it_puts_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    common = [
-        "trainer.max_epochs=3",
-        "trainer.accelerator=cpu",
-        "callbacks.progress_bar.refresh_seconds=0",
-        "callbacks.calibration=null",
-        "model/scheduler=plateau",  # reads the monitor from callback_metrics
-        "callbacks.early_stopping.patience=1",
-        "seed=5",
-    ]
-    runs = {}
-    for direct in (True, False):
-        monkeypatch.setattr(Task, "direct_epoch_logging", direct)
-        cfg = compose_cfg("train", common, tmp_path / str(direct))
-        fit(cfg)
-        run = Path(cfg.paths.output_dir)
-        csv = pd.read_csv(run / "csv" / "metrics.csv")
-        lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
-        runs[direct] = {
-            "summary": json.loads((run / "metrics.json").read_text()),
-            "best": torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"],
-            "csv": csv,
-            "progress": [ln.split("s  ", 1)[1] for ln in lines],  # without the epoch's time
-        }
-    direct, logged = runs[True], runs[False]
-    assert direct["progress"] == logged["progress"]
-    assert len(direct["progress"]) == 3
-    assert direct["best"] == logged["best"]
-    assert direct["summary"]["metrics"] == logged["summary"]["metrics"]
-    assert direct["summary"]["epochs"] == logged["summary"]["epochs"]
-    columns = [c for c in logged["csv"] if c.startswith(("train/", "val/", "gap/"))]
-    assert {"train/loss", "val/acc", "gap/loss"} <= set(columns)
-    for column in columns:  # the same values at the same steps
-        pick = [column, "step", "epoch"]
-        expected = logged["csv"][pick].dropna().reset_index(drop=True)
-        pd.testing.assert_frame_equal(direct["csv"][pick].dropna().reset_index(drop=True), expected)
 
 
 def test_epoch_progress_prints_each_epochs_own_metrics(
@@ -301,50 +275,42 @@ def test_epoch_progress_prints_each_epochs_own_metrics(
         assert f"val/acc {curves.loc[epoch, 'val/acc']:.4g}" in line
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        ["steps_per_call=1"],
-        ["steps_per_call=1", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
-        ["steps_per_call=3", "model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
-        ["model.mode=max"],  # the best checkpoint stays at epoch 0; last.ckpt must not
-    ],
-    ids=["plain", "plain+cosine+clip", "grouped+cosine+clip", "stalled-monitor"],
-)
-def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[str]) -> None:
-    common = [
-        "trainer.accelerator=cpu",
-        "callbacks.progress_bar=null",
-        "callbacks.early_stopping=null",
-        "callbacks.calibration=null",
-        "seed=3",
-        *settings,
-    ]
-
-    def last_weights(sub: str) -> dict[str, torch.Tensor]:
-        ckpt = torch.load(tmp_path / sub / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-        return ckpt["state_dict"]
-
-    fit(compose_cfg("train", [*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    interrupt = [
-        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
-        "+callbacks.interrupt.epochs=2",
-    ]
-    fit(compose_cfg("train", [*common, "trainer.max_epochs=4", *interrupt], tmp_path / "first"))
-    first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
-    assert torch.load(first_last, weights_only=True)["global_step"] == 40  # 2 epochs of 20 steps
-    fit(
-        compose_cfg(
-            "train",
-            [*common, "trainer.max_epochs=4", f"ckpt_path={first_last}"],
-            tmp_path / "resumed",
-        )
+def test_stop_reason_names_early_stopping_after_testing_the_best_checkpoint(
+    make_cfg: MakeCfg,
+) -> None:
+    # mode=max on val/loss: no epoch after the first improves, so patience 2 stops at epoch 2
+    cfg = make_cfg(
+        *QUICK, "trainer.max_epochs=10", "model.mode=max", "callbacks.early_stopping.patience=2"
     )
-    straight, resumed = last_weights("straight"), last_weights("resumed")
-    assert straight.keys() == resumed.keys()
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    curves = json.loads((tmp_path / "resumed" / "run" / "metrics.json").read_text())
-    assert curves["epochs"] == 4
+    fit(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert summary["stop_reason"].startswith("early stopping at epoch 2: ")
+    assert "val/loss" in summary["stop_reason"] and summary["epochs"] == 3
+    steps = make_cfg(*QUICK, "trainer.max_steps=30")
+    fit(steps)
+    summary = json.loads((Path(steps.paths.output_dir) / "metrics.json").read_text())
+    assert summary["stop_reason"] == "reached trainer.max_steps=30"
+
+
+def test_a_regression_csv_with_an_id_column_trains_with_the_defaults(
+    make_cfg: MakeCfg, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    frame.insert(0, "patient_id", [f"p{i:04d}" for i in range(len(frame))])  # text: not a feature
+    path = tmp_path / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    data = ["data=csv", f"data.path={path}", "data.target=target"]
+    with pytest.raises(ConfigError, match=r"feature columns \['patient_id'\] are not numeric"):
+        fit(make_cfg(*data, *QUICK))
+    cfg = make_cfg(*data, "data.exclude=[patient_id]", *QUICK)  # model=auto, default callbacks
+    metrics = fit(cfg)
+    assert {"test/mae", "test/r2"} <= set(metrics) and "test/acc" not in metrics
+    with pytest.raises(ConfigError, match="model=classification needs classification data"):
+        fit(make_cfg(*data, "data.exclude=[patient_id]", "model=classification", *QUICK))
+    with pytest.raises(ConfigError, match=r"data.exclude: columns \['id'\] are not in"):
+        fit(make_cfg(*data, "data.exclude=[id]", *QUICK))
 
 
 def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
@@ -353,167 +319,3 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["seed"]
     assert isinstance(saved, int)
     assert f"seed: {saved}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()
-
-
-@pytest.mark.parametrize(
-    ("mode", "best_epoch"),
-    [("min", 2), ("max", 0)],  # max on val/loss: only the first epoch counts as the best
-)
-def test_last_checkpoint_links_to_best_only_when_both_hold_the_same_step(
-    tmp_path: Path, mode: str, best_epoch: int
-) -> None:
-    cfg = compose_cfg(
-        "train",
-        [
-            "trainer.accelerator=cpu",
-            "trainer.max_epochs=3",
-            "callbacks.progress_bar=null",
-            "callbacks.calibration=null",
-            f"model.mode={mode}",
-            "seed=1",
-        ],
-        tmp_path,
-    )
-    fit(cfg)
-    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
-    last, best = ckpts / "last.ckpt", ckpts / "best.ckpt"
-    assert torch.load(best, weights_only=True)["epoch"] == best_epoch
-    assert torch.load(last, weights_only=True)["global_step"] == 60  # always the latest state
-    assert last.is_symlink() == (best_epoch == 2)
-    if last.is_symlink():
-        assert last.resolve() == best.resolve()
-
-
-@pytest.mark.parametrize(
-    ("last_every", "best_every", "held"),
-    [
-        # last.ckpt every epoch; writing it puts the best (held in memory) on disk first
-        (0, 60, {"last": [None, 0, 1], "best": [None, 0, 0]}),
-        # nothing is due within the run: both are written when training ends
-        (3600, 60, {"last": [None, None, None], "best": [None, None, None]}),
-        # the best written at once, and last.ckpt linked to it at that step
-        (3600, 0, {"last": [None, 0, 0], "best": [None, 0, 0]}),
-    ],
-)
-def test_checkpoints_are_written_at_most_every_so_many_seconds(
-    tmp_path: Path, last_every: int, best_every: int, held: dict[str, list[int | None]]
-) -> None:
-    record = tmp_path / "held.json"
-    cfg = compose_cfg(
-        "train",
-        [
-            *QUICK,
-            "trainer.max_epochs=3",
-            "callbacks.calibration=null",
-            "model.mode=max",  # the best checkpoint stays at epoch 0
-            f"callbacks.model_checkpoint.last_every_seconds={last_every}",
-            f"callbacks.model_checkpoint.best_every_seconds={best_every}",
-            "+callbacks.record._target_=tests.helpers.RecordCheckpoints",
-            f"+callbacks.record.path={record}",
-        ],
-        tmp_path,
-    )
-    fit(cfg)
-    # the epoch each file holds at the start of epochs 0, 1, 2
-    assert json.loads(record.read_text()) == held
-    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
-    # when training ends, last.ckpt holds the final state and best.ckpt the best one
-    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 60
-    assert torch.load(ckpts / "best.ckpt", weights_only=True)["epoch"] == 0
-
-
-def test_a_best_checkpoint_held_in_memory_is_the_one_written_at_once(tmp_path: Path) -> None:
-    common = [
-        *QUICK,
-        "trainer.max_epochs=5",
-        "callbacks.calibration=null",
-        "model.monitor=val/acc",
-        "model.mode=max",
-        "seed=2",
-    ]
-    bests = []
-    for every in (0, 3600):  # at once; held, beaten twice, written when training ends
-        out = tmp_path / str(every)
-        fit(
-            compose_cfg(
-                "train", [*common, f"callbacks.model_checkpoint.best_every_seconds={every}"], out
-            )
-        )
-        bests.append(torch.load(out / "run" / "checkpoints" / "best.ckpt", weights_only=True))
-    at_once, held = bests
-    # val/acc rose in epochs 0, 1 and 2 (the held copy was beaten twice), then not again
-    assert held["epoch"] == at_once["epoch"] == 2
-    for key, value in at_once["state_dict"].items():
-        assert torch.equal(held["state_dict"][key], value), key
-    for state, other in zip(
-        at_once["optimizer_states"][0]["state"].values(),
-        held["optimizer_states"][0]["state"].values(),
-        strict=True,
-    ):
-        assert all(torch.equal(state[k], other[k]) for k in state)
-
-
-def test_a_best_checkpoint_held_in_memory_is_written_when_training_fails(tmp_path: Path) -> None:
-    cfg = compose_cfg(
-        "train",
-        [
-            *QUICK,
-            "trainer.max_epochs=3",
-            "callbacks.calibration=null",
-            "callbacks.model_checkpoint.best_every_seconds=3600",
-            "+callbacks.fail._target_=tests.helpers.FailAt",
-            "+callbacks.fail.epoch=1",
-        ],
-        tmp_path,
-    )
-    with pytest.raises(RuntimeError, match="planned failure"):
-        fit(cfg)
-    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
-    assert torch.load(best, weights_only=True)["epoch"] == 0
-
-
-def test_any_checkpoint_written_puts_the_best_it_records_on_disk(tmp_path: Path) -> None:
-    record = tmp_path / "best_epoch.json"
-    cfg = compose_cfg(
-        "train",
-        [
-            *QUICK,
-            "trainer.max_epochs=2",
-            "callbacks.calibration=null",
-            "callbacks.model_checkpoint.best_every_seconds=3600",
-            "callbacks.model_checkpoint.last_every_seconds=3600",
-            "+callbacks.save._target_=tests.helpers.SaveCheckpointAt",
-            "+callbacks.save.epoch=1",
-            f"+callbacks.save.path={record}",
-        ],
-        tmp_path,
-    )
-    fit(cfg)
-    manual = torch.load(
-        Path(cfg.paths.output_dir) / "checkpoints" / "manual.ckpt", weights_only=False
-    )
-    recorded = next(v for k, v in manual["callbacks"].items() if k.startswith("Checkpoint"))
-    assert Path(recorded["best_model_path"]).name == "best.ckpt"
-    assert json.loads(record.read_text()) == 0  # on disk, holding the epoch it records
-
-
-def test_host_copy_keeps_a_checkpoint_as_it_was() -> None:
-    net = torch.nn.Linear(3, 2)
-    checkpoint = {"state_dict": net.state_dict(), "best": {"a": 1.0}, "steps": [torch.ones(2)]}
-    copied = host_copy(checkpoint)
-    with torch.no_grad():
-        net.weight.add_(1.0)
-    checkpoint["best"]["a"] = 2.0
-    checkpoint["steps"][0].add_(1.0)
-    assert not torch.equal(copied["state_dict"]["weight"], net.weight)
-    assert copied["best"] == {"a": 1.0}
-    assert torch.equal(copied["steps"][0], torch.ones(2))
-    # load_state_dict reads the version metadata that state_dict() attaches
-    assert copied["state_dict"]._metadata == checkpoint["state_dict"]._metadata
-    torch.nn.Linear(3, 2).load_state_dict(copied["state_dict"])
-    # a later copy into the earlier one reuses its tensors where the shapes match
-    checkpoint["steps"] = [torch.zeros(3)]
-    again = host_copy(checkpoint, into=copied)
-    assert again["state_dict"]["weight"].data_ptr() == copied["state_dict"]["weight"].data_ptr()
-    assert torch.equal(again["state_dict"]["weight"], net.weight)
-    assert torch.equal(again["steps"][0], torch.zeros(3))  # another shape: a new tensor

@@ -24,7 +24,7 @@ def _main(cfg: DictConfig) -> float | None:
         with JobScope():
             return fit(cfg)
 
-    metrics = reject_bad_config(job, cfg.paths.output_dir)
+    metrics = reject_bad_config(job, cfg.paths.output_dir, cfg.paths.log_dir)
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")

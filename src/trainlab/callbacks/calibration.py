@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,19 @@ from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_sta
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.loggers.scalars import log_scalars
+from trainlab.models.outputs import gather, split_loader
+
+log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
 def split_logits(
     model: pl.LightningModule, datamodule: Any, split: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(N, K)`` and labels ``(N,)`` of a whole split of an in-memory DataModule."""
-    x, y = datamodule.tensors(split)
-    was_training = model.training
-    model.eval()
-    outs = [model(xb.to(model.device)).float().cpu() for xb in x.split(datamodule.eval_batch_size)]
-    model.train(was_training)
-    return torch.cat(outs), y
+    """Logits ``(N, K)`` and labels ``(N,)`` of a whole split, read through its dataloader."""
+    logits, labels = gather(model, split_loader(datamodule, split))
+    if labels is None:
+        raise ConfigError(f"calibration: the {split} batches of the data hold no labels")
+    return logits, labels
 
 
 class Calibration(pl.Callback):
@@ -40,8 +41,9 @@ class Calibration(pl.Callback):
     the diagram to every logger, adds the headline numbers to ``metrics.json`` and stores the
     calibrator in the tested checkpoint (for ``eval`` and ``predict``).
 
-    Every rank computes on the whole split (the data is in memory on each), so DDP gives the
-    numbers one process would.
+    Every rank computes on the whole validation and test splits, read through the DataModule's
+    dataloaders, so DDP gives the numbers one process would. A regression run skips it, saying so
+    in one line.
 
     Args:
         method: ``temperature`` (default), ``vector``, ``platt`` (binary tasks) or ``auto``
@@ -50,7 +52,7 @@ class Calibration(pl.Callback):
         dirpath: where the report goes; default the trainer's ``default_root_dir``.
 
     Raises:
-        ConfigError: an unknown method, ``n_bins < 1``, or a task that is not classification.
+        ConfigError: an unknown method or ``n_bins < 1``.
     """
 
     def __init__(
@@ -68,23 +70,26 @@ class Calibration(pl.Callback):
         self.method = method
         self.dirpath = dirpath
         self.results: dict[str, Any] = {}
+        self.skipped: str | None = None
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        from trainlab.models import ClassificationTask
-
-        if not isinstance(pl_module, ClassificationTask):
-            raise ConfigError(
-                f"callbacks.calibration needs a classification task, this run is "
-                f"{type(pl_module).__name__}; drop it with callbacks.calibration=null"
-            )
-        if not hasattr(getattr(trainer, "datamodule", None), "tensors"):
-            raise ConfigError("callbacks.calibration needs a trainlab InMemoryDataModule")
-        if self.method == "platt" and pl_module.hparams["num_classes"] != 2:
-            make_calibrator("platt", pl_module.hparams["num_classes"])  # raises with the reason
+        dm: Any = getattr(trainer, "datamodule", None)
+        task = getattr(dm, "task", None)
+        if task != "classification":
+            if self.skipped is None:
+                self.skipped = (
+                    f"calibration skipped: it measures class probabilities; this is a {task} run"
+                )
+                log.info(self.skipped)
+            return
+        if self.method == "platt" and dm.num_outputs != 2:
+            make_calibrator("platt", dm.num_outputs)  # raises with the reason
 
     @override
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.skipped:
+            return
         dm = getattr(trainer, "datamodule", None)
         val_logits, val_labels = split_logits(pl_module, dm, "val")
         test_logits, test_labels = split_logits(pl_module, dm, "test")
@@ -119,6 +124,9 @@ class Calibration(pl.Callback):
         log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
         if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
             self._save_into(Path(trainer.ckpt_path), calibrator_state(calibrator))
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"calibration_skipped": self.skipped} if self.skipped else {}
 
     def report_metrics(self) -> dict[str, float]:
         """Headline numbers for ``metrics.json``: test calibration before and after."""

@@ -7,12 +7,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
-from trainlab.loggers.scalars import log_scalars
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DeadUnits(pl.Callback):
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         self._alive = {}
         self._handles = [
@@ -60,7 +60,7 @@ class DeadUnits(pl.Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        if not self._alive:
+        if not self._alive:  # not fitting, or no ReLU
             return
         # A unit is dead only if no rank saw it fire: sum the per-rank masks, then read back
         # every layer at once.
@@ -70,8 +70,9 @@ class DeadUnits(pl.Callback):
         sizes = [len(self._alive[n]) for n in names]
         fractions = torch.stack([1 - part.float().mean() for part in fired.split(sizes)]).tolist()
         dead = dict(zip(names, fractions, strict=True))
-        self.last = dead
-        log_scalars(trainer, {f"dead_units/{n}": v for n, v in dead.items()}, epoch=True)
+        self.last, self._alive = dead, {}
+        for name, fraction in dead.items():  # equal on every rank by now
+            pl_module.log(f"dead_units/{name}", fraction)
         bad = {n: round(f, 3) for n, f in dead.items() if f > self.threshold}
         if bad and not self.events:
             message = (

@@ -44,7 +44,7 @@ class DivergenceGuard(pl.Callback):
 
     The losses stay on the device until every ``every_n_steps`` optimiser steps (and at each
     epoch's end), when they are read back at once and checked step by step, so the guard adds no
-    per-step host sync. A group of steps (``steps_per_call``) hands over all its losses.
+    per-step host sync.
 
     Args:
         factor: how far above its minimum the smoothed loss may rise.
@@ -110,7 +110,7 @@ class DivergenceGuard(pl.Callback):
         batch_idx: int,
     ) -> None:
         if isinstance(outputs, dict):
-            outputs = outputs.get("step_losses", outputs.get("loss"))
+            outputs = outputs.get("loss")
         if self.stop_reason or outputs is None:
             return
         step = trainer.global_step
@@ -166,16 +166,21 @@ class DivergenceGuard(pl.Callback):
 
     @staticmethod
     def _keep_last_good(trainer: pl.Trainer) -> str | None:
-        callback = trainer.checkpoint_callback
-        flush = getattr(callback, "flush", None)
-        if callable(flush):  # a best checkpoint still held in memory goes to disk first
-            flush(trainer)
-        source = getattr(callback, "last_model_path", "") or getattr(
-            callback, "best_model_path", ""
-        )
-        if not source or not Path(source).is_file():
+        """Copy the newest checkpoint on disk (the latest state, or the best one) to
+        ``last-good.ckpt`` beside it."""
+        saved = [
+            Path(p)
+            for callback in trainer.checkpoint_callbacks
+            for p in (
+                getattr(callback, "last_model_path", ""),
+                getattr(callback, "best_model_path", ""),
+            )
+            if p and Path(p).is_file()
+        ]
+        if not saved:
             return None
-        target = Path(source).with_name(GOOD_NAME)
+        source = max(saved, key=lambda p: p.stat().st_mtime_ns)
+        target = source.with_name(GOOD_NAME)
         if trainer.is_global_zero:
             shutil.copy2(source, target)
         return str(target)

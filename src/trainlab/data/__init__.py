@@ -1,7 +1,9 @@
-"""LightningDataModules: bundled offline datasets, the user's CSV files, MNIST-style IDX files."""
+"""LightningDataModules: bundled offline datasets, the user's CSV files, MNIST-style IDX files,
+and image folders on disk."""
 
 from trainlab.data.base import InMemoryDataModule, Loaded
 from trainlab.data.csv import CSVDataModule
+from trainlab.data.image_folder import ImageFolderDataModule
 from trainlab.data.loader import TensorBatches
 from trainlab.data.mnist import IDXImageDataModule
 from trainlab.data.sklearn_sets import SklearnDataModule
@@ -9,6 +11,7 @@ from trainlab.data.sklearn_sets import SklearnDataModule
 __all__ = [
     "CSVDataModule",
     "IDXImageDataModule",
+    "ImageFolderDataModule",
     "InMemoryDataModule",
     "Loaded",
     "SklearnDataModule",

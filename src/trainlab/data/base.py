@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from trainlab.data.loader import GroupedBatches, TensorBatches
+from trainlab.data.loader import TensorBatches
 from trainlab.errors import ConfigError
 
 TASKS = ("classification", "regression")
@@ -122,8 +122,6 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._meta: Loaded | None = None
-        # Batches per Lightning step for train/val/test; set by the runtime (``steps_per_call``).
-        self.steps_per_call = 1
 
     # -- to implement --------------------------------------------------------------------
     def load(self) -> Loaded:
@@ -203,11 +201,12 @@ class InMemoryDataModule(pl.LightningDataModule):
         z = (y.astype(np.float64) - self._target_mean) / self._target_std
         return torch.from_numpy(z.astype(np.float32)).reshape(-1, 1)
 
-    def loader(self, split: str, shuffle: bool) -> TensorBatches:
-        """Batches of a split for this process (its share of the data under DDP)."""
+    def loader(self, split: str, shuffle: bool, shard: bool = True) -> TensorBatches:
+        """Batches of a split; with ``shard``, this process's share of them under DDP (a
+        calibration or a prediction reads the whole split on every process)."""
         x, y = self.tensors(split)
         rank, world = 0, 1
-        if self.trainer is not None:
+        if shard and self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
         seed = self.shuffle_seed
         if seed is None:
@@ -222,17 +221,14 @@ class InMemoryDataModule(pl.LightningDataModule):
             world_size=world,
         )
 
-    def _grouped(self, batches: TensorBatches) -> TensorBatches | GroupedBatches:
-        return batches if self.steps_per_call == 1 else GroupedBatches(batches, self.steps_per_call)
+    def train_dataloader(self) -> TensorBatches:
+        return self.loader("train", shuffle=True)
 
-    def train_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._grouped(self.loader("train", shuffle=True))
+    def val_dataloader(self) -> TensorBatches:
+        return self.loader("val", shuffle=False)
 
-    def val_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._grouped(self.loader("val", shuffle=False))
-
-    def test_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._grouped(self.loader("test", shuffle=False))
+    def test_dataloader(self) -> TensorBatches:
+        return self.loader("test", shuffle=False)
 
     def predict_dataloader(self) -> TensorBatches:
         return self.loader("test", shuffle=False)

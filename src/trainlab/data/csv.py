@@ -48,7 +48,9 @@ class CSVDataModule(InMemoryDataModule):
     Args:
         path: the CSV file.
         target: name of the target column.
-        features: feature columns; by default every column but the target.
+        features: feature columns; by default every column but the target and ``exclude``.
+        exclude: columns that are not features (an ID column, a date), when ``features`` is
+            not given.
         task: ``classification``, ``regression`` or ``auto`` (text, or at most 20 integer
             values, means classification).
         delimiter: the field separator.
@@ -64,6 +66,7 @@ class CSVDataModule(InMemoryDataModule):
         path: str,
         target: str,
         features: list[str] | None = None,
+        exclude: list[str] | None = None,
         task: str = "auto",
         delimiter: str = ",",
         **kwargs: Any,
@@ -76,6 +79,9 @@ class CSVDataModule(InMemoryDataModule):
         self.path = Path(path)
         self.target = target
         self.features = list(features) if features is not None else None
+        self.exclude = list(exclude) if exclude is not None else []
+        if self.features is not None and self.exclude:
+            raise ConfigError("give data.features or data.exclude, not both")
         self.task_setting = task
         self.delimiter = delimiter
 
@@ -91,8 +97,15 @@ class CSVDataModule(InMemoryDataModule):
             raise ConfigError(
                 f"data.target: column {self.target!r} is not in {self.path}; columns: {columns}"
             )
+        if unknown := [c for c in self.exclude if c not in columns]:
+            raise ConfigError(
+                f"data.exclude: columns {unknown} are not in {self.path}; columns: {columns}"
+            )
+        left_out = {self.target, *self.exclude}
         features = (
-            self.features if self.features is not None else [c for c in columns if c != self.target]
+            self.features
+            if self.features is not None
+            else [c for c in columns if c not in left_out]
         )
         unknown = [c for c in features if c not in columns]
         if unknown:
@@ -108,7 +121,7 @@ class CSVDataModule(InMemoryDataModule):
         x = numeric_features(
             frame[features],
             self.path,
-            "; encode them as numbers or leave them out with data.features=[...]",
+            "; encode them as numbers, or leave them out with data.exclude=[...]",
         )
         target = frame[self.target]
         if target.isna().any():

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hydra
+import lightning.pytorch as pl
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
@@ -143,41 +144,140 @@ def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], num_outputs
         )
 
 
+# What trainlab reads from any DataModule once it is set up (the README's "Your own DataModule").
+TASKS = ("classification", "regression")
+DATA_ATTRIBUTES = {
+    "task": "'classification' or 'regression'",
+    "input_shape": "the shape of one sample, e.g. (1, 28, 28)",
+    "modality": "what the nets read: 'tabular', 'image' or 'sequence'",
+    "num_outputs": "the number of classes, or 1 for regression",
+}
+# What the data can tell a model's constructor; each is passed where the constructor takes it.
+DATA_ARGUMENTS = ("task", "num_classes", "class_names", "target_mean", "target_std", "input_shape")
+
+
+def check_datamodule(dm: Any) -> None:
+    """Check the attributes trainlab reads from a set-up DataModule, naming what is missing.
+
+    Raises:
+        ConfigError: an attribute is missing or holds a value trainlab cannot use.
+    """
+    name = type(dm).__name__
+    missing = [a for a in DATA_ATTRIBUTES if getattr(dm, a, None) is None]
+    if missing:
+        wanted = "; ".join(f"{a}: {DATA_ATTRIBUTES[a]}" for a in missing)
+        raise ConfigError(
+            f"data: {name} lacks {missing} after setup(); a DataModule used with trainlab "
+            f"exposes them (see the README, 'Your own DataModule'): {wanted}"
+        )
+    if dm.task not in TASKS:
+        raise ConfigError(f"data: {name}.task is {dm.task!r}; use one of {TASKS}")
+    shape = dm.input_shape
+    if not isinstance(shape, tuple | list) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ConfigError(
+            f"data: {name}.input_shape must be a tuple of positive ints, got {shape!r}"
+        )
+    outputs = dm.num_outputs
+    if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
+        raise ConfigError(f"data: {name}.num_outputs must be a positive int, got {outputs!r}")
+    names = getattr(dm, "class_names", None)
+    if dm.task == "classification" and names is not None and len(names) != outputs:
+        raise ConfigError(f"data: {name} has {len(names)} class_names for {outputs} outputs")
+
+
 def build_data(cfg: DictConfig) -> Any:
-    """Instantiate ``cfg.data`` and load it (splits, normalisation), so shapes are known."""
-    from trainlab.data.base import InMemoryDataModule
+    """Instantiate ``cfg.data`` (any ``LightningDataModule``), prepare and set it up so that its
+    shapes are known, and check what trainlab reads from it."""
+    import os
 
     dm = instantiate(cfg.data, "data")
-    if not isinstance(dm, InMemoryDataModule):
-        raise ConfigError(f"data: {type(dm).__name__} is not a trainlab InMemoryDataModule")
+    if not isinstance(dm, pl.LightningDataModule):
+        raise ConfigError(
+            f"data: {cfg.data.get('_target_')} built a {type(dm).__name__}, not a "
+            "LightningDataModule"
+        )
+    # Lightning runs prepare_data on one process per node; DDP children start after it ran.
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        dm.prepare_data()
     dm.setup("fit")
+    check_datamodule(dm)
     return dm
 
 
-def build_task(cfg: DictConfig, dm: Any, net: nn.Module) -> Any:
-    """Instantiate the task module in ``cfg.model`` around ``net`` with what the data knows."""
-    from trainlab.models import ClassificationTask, RegressionTask
-
-    cls = hydra.utils.get_class(cfg.model._target_)
-    wanted = {ClassificationTask: "classification", RegressionTask: "regression"}
-    for task_cls, task in wanted.items():
-        if issubclass(cls, task_cls) and dm.task != task:
-            raise ConfigError(
-                f"model={task} needs {task} data, but data is a {dm.task} task; use model={dm.task}"
-            )
+def data_arguments(dm: Any) -> dict[str, Any]:
+    """What the data knows that a model's constructor may take (see :data:`DATA_ARGUMENTS`)."""
+    found: dict[str, Any] = {"task": dm.task, "input_shape": tuple(dm.input_shape)}
     if dm.task == "classification":
-        extra: dict[str, Any] = {"num_classes": dm.num_outputs, "class_names": dm.class_names}
+        found["num_classes"] = dm.num_outputs
+        found["class_names"] = getattr(dm, "class_names", None)
     else:
-        mean, std = dm.target_stats
-        extra = {"target_mean": mean, "target_std": std}
-    factory = instantiate(cfg.model, "model")
+        stats = getattr(dm, "target_stats", None)  # the DataModule standardised the target
+        found["target_mean"], found["target_std"] = stats if stats is not None else (0.0, 1.0)
+    return found
+
+
+def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The named parameters of ``target``'s constructor, and whether it takes ``**kwargs``."""
+    func = target.__init__ if inspect.isclass(target) else target
+    params = inspect.signature(func).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def check_optimizer(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
+    """Build ``optimizer`` on a throwaway parameter so bad settings fail before training."""
+    lr = getattr(optimizer, "keywords", {}).get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0):
+        raise ConfigError(f"model.optimizer.lr must be a number > 0, got {lr!r}")
     try:
-        return factory(net=net, **extra)
+        optimizer(params=[nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model.optimizer: {err}") from err
+
+
+def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
+    """The LightningModule of ``cfg.model`` for ``dm``'s data.
+
+    Where the model's constructor names a ``net`` parameter, the net of ``cfg.net`` is built
+    for the data and injected. Each of :data:`DATA_ARGUMENTS` is passed where the constructor
+    names it; ``monitor`` and ``mode`` (which trainlab reads for checkpoints and early stopping)
+    where it names them or takes ``**kwargs``.
+
+    Raises:
+        ConfigError: the model does not fit the data, or is not a LightningModule.
+    """
+    from trainlab.models import MODELS
+
+    node = cfg.model
+    target = hydra.utils.get_object(node._target_) if "_target_" in node else None
+    if target is None:
+        raise ConfigError("model._target_ must name a LightningModule class or factory")
+    for task, model_cls in MODELS.items():
+        if inspect.isclass(target) and issubclass(target, model_cls) and dm.task != task:
+            raise ConfigError(
+                f"model={task} needs {task} data, but data is a {dm.task} task; "
+                f"use model={dm.task} or model=auto"
+            )
+    named, takes_any = _parameters(target)
+    if not named & {"monitor", "mode"} and not takes_any:
+        # read by trainlab only, for checkpoints and early stopping
+        kept = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(kept, dict)
+        node = OmegaConf.create({k: v for k, v in kept.items() if k not in ("monitor", "mode")})
+    extra = {k: v for k, v in data_arguments(dm).items() if k in named}
+    if "net" in named:
+        extra["net"] = build_net(cfg, tuple(dm.input_shape), dm.modality, dm.num_outputs)
+    factory = instantiate(node, "model")
+    if callable(optimizer := getattr(factory, "keywords", {}).get("optimizer")):
+        check_optimizer(optimizer)
+    try:
+        model = factory(**extra)
     except TypeError as err:
         raise ConfigError(f"model: {err}") from err
-
-
-def build_model(cfg: DictConfig, dm: Any) -> Any:
-    """The net for ``dm``'s data, wrapped in the configured task module."""
-    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
-    return build_task(cfg, dm, net)
+    if not isinstance(model, pl.LightningModule):
+        raise ConfigError(
+            f"model: {node._target_} built a {type(model).__name__}, not a LightningModule"
+        )
+    if "net" not in extra:  # the model is its own network: check its output like a net's
+        check_output_shape(model, tuple(dm.input_shape), dm.num_outputs)
+    return model

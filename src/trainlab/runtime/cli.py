@@ -12,13 +12,14 @@ from trainlab.runtime.configs import discard_untouched_run_dir, print_help, regi
 T = TypeVar("T")
 
 
-def reject_bad_config(job: Callable[[], T], output_dir: str) -> T:
+def reject_bad_config(job: Callable[[], T], output_dir: str, log_dir: str | None = None) -> T:
     """Run ``job``; a :class:`ConfigError` becomes ``trainlab: error: ...`` on stderr and exit
-    code 2, and the run directory Hydra made for the job is removed if nothing else is in it."""
+    code 2, and the run directory Hydra made for the job is removed if nothing else is in it
+    (with the folders up to ``log_dir`` that this leaves empty)."""
     try:
         return job()
     except ConfigError as err:
-        discard_untouched_run_dir(output_dir)
+        discard_untouched_run_dir(output_dir, log_dir)
         print(f"trainlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
 

@@ -30,19 +30,25 @@ def register_resolvers() -> None:
     )
 
 
-def discard_untouched_run_dir(run_dir: str | Path) -> bool:
-    """Remove a run directory that holds only what Hydra wrote before the job failed its checks.
+def discard_untouched_run_dir(run_dir: str | Path, up_to: str | Path | None = None) -> bool:
+    """Remove a run directory that holds only what Hydra wrote before the job failed its checks,
+    then each parent folder up to ``up_to`` (the log folder) that this leaves empty.
 
     A run whose config was rejected leaves nothing behind. A directory holding anything else
-    (checkpoints, metrics, a user's files) is never touched.
+    (checkpoints, metrics, a user's files, other runs) is never touched.
     """
-    path = Path(run_dir)
+    path = Path(run_dir).resolve()
     if not path.is_dir():
         return False
     entries = list(path.iterdir())
     if any(not (e.name == ".hydra" or (e.is_file() and e.suffix == ".log")) for e in entries):
         return False
     shutil.rmtree(path)
+    stop = Path(up_to).resolve() if up_to is not None else path.parent
+    parent = path.parent
+    while (parent == stop or stop in parent.parents) and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
     return True
 
 

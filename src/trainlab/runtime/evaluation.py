@@ -15,23 +15,26 @@ from omegaconf import DictConfig
 
 from trainlab.calibration.metrics import calibration_report, headline_metrics
 from trainlab.callbacks.calibration import split_logits
-from trainlab.data.base import SPLITS
 from trainlab.data.csv import numeric_features
 from trainlab.errors import ConfigError
+from trainlab.models.outputs import LOADER_SPLITS, gather, predictions, split_loader
 from trainlab.runtime.restore import Restored, restore
 
 log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()  # see runtime/training.py
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ConfigError(f"split {split!r} is unknown; use one of {SPLITS}")
+EVAL_SPLITS = ("train", "val", "test")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test the run's checkpoint on ``cfg.split``; metrics are named ``<split>/<metric>``."""
-    _check_split(cfg.split)
+    """Test the run's checkpoint on ``cfg.split``; metrics are named ``<split>/<metric>``.
+
+    The split is read through the DataModule's dataloader; ``val`` runs the model's
+    ``validation_step``, ``train`` and ``test`` its ``test_step``.
+    """
+    if cfg.split not in EVAL_SPLITS:
+        raise ConfigError(f"split {cfg.split!r} is unknown; use one of {EVAL_SPLITS}")
     run = restore(cfg.run_dir, cfg.ckpt_path)
     trainer = pl.Trainer(
         accelerator="auto",
@@ -41,11 +44,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    dm = run.datamodule
+    loader = split_loader(run.datamodule, cfg.split)
     if cfg.split == "val":
-        results = trainer.validate(run.model, dataloaders=dm.val_dataloader(), verbose=False)
+        results = trainer.validate(run.model, dataloaders=loader, verbose=False)
     else:
-        loader = dm.test_dataloader() if cfg.split == "test" else dm.loader("train", shuffle=False)
         results = trainer.test(run.model, dataloaders=loader, verbose=False)
     metrics = {
         k.replace("test/", f"{cfg.split}/", 1): float(v) for r in results for k, v in r.items()
@@ -81,8 +83,13 @@ def _features_from_csv(run: Restored, path: Path) -> tuple[torch.Tensor, np.ndar
     """Read inputs (and targets, where the file has the target column) from a CSV file."""
     if not path.is_file():
         raise ConfigError(f"input_csv: file {str(path)!r} does not exist")
-    frame = pd.read_csv(path)
     dm = run.datamodule
+    if not callable(getattr(dm, "transform", None)):
+        raise ConfigError(
+            f"input_csv: {type(dm).__name__} has no transform() to prepare raw feature rows; "
+            "predict on one of its splits instead (split=val, test or predict)"
+        )
+    frame = pd.read_csv(path)
     names = dm.feature_names
     target = run.cfg.data.get("target")
     if names:
@@ -120,22 +127,27 @@ def predict(cfg: DictConfig) -> Path:
     targets: Any
     if cfg.input_csv:
         x, targets = _features_from_csv(run, Path(cfg.input_csv))
+        batch = getattr(dm, "eval_batch_size", None) or 256
+        out, _ = gather(model, [(xb,) for xb in x.split(batch)])
     else:
-        _check_split(cfg.split)
-        x, y = dm.tensors(cfg.split)
-        targets = y.numpy()
-    calibrator = run.calibrator if cfg.get("calibrated", True) else None
-    if cfg.get("calibrated", True) and run.calibrator is None and dm.class_names is not None:
+        if cfg.split not in LOADER_SPLITS:
+            raise ConfigError(f"split {cfg.split!r} is unknown; use one of {LOADER_SPLITS}")
+        out, y = gather(model, split_loader(dm, cfg.split))
+        targets = None if y is None else y.numpy()
+    calibrated = cfg.get("calibrated", True)
+    if calibrated and run.calibrator is None and dm.task == "classification":
         log.warning("%s holds no calibrator: writing uncalibrated probabilities", run.checkpoint)
     with torch.no_grad():
-        logits = [model(xb) for xb in x.split(dm.eval_batch_size)]
-        if calibrator is not None:
-            logits = [calibrator(z) for z in logits]
-        outs = [model.predict_outputs(z) for z in logits]
-    merged = {k: torch.cat([o[k] for o in outs]).numpy() for k in outs[0]}
-    table = pd.DataFrame(index=pd.RangeIndex(len(x), name="row"))
-    names = dm.class_names
-    if names is not None:
+        if calibrated and run.calibrator is not None:
+            out = run.calibrator(out)
+        merged = {
+            k: v.numpy()
+            for k, v in predictions(model, out, dm.task, getattr(dm, "target_stats", None)).items()
+        }
+    table = pd.DataFrame(index=pd.RangeIndex(len(out), name="row"))
+    names = getattr(dm, "class_names", None)
+    if dm.task == "classification":
+        names = names or [str(i) for i in range(dm.num_outputs)]
         if targets is not None and cfg.input_csv is None:
             table["target"] = [names[i] for i in targets]
         elif targets is not None:
@@ -146,7 +158,7 @@ def predict(cfg: DictConfig) -> Path:
             table[f"prob_{name}"] = merged["probs"][:, i]
     else:
         if targets is not None:
-            mean, std = dm.target_stats
+            mean, std = getattr(dm, "target_stats", None) or (0.0, 1.0)
             t = np.asarray(targets, dtype=np.float64).reshape(-1)
             table["target"] = t * std + mean if cfg.input_csv is None else t
         table["pred"] = merged["pred"]

@@ -27,6 +27,12 @@ def tune_learning_rate(
     Raises:
         ConfigError: with more than one process (run the test on one device, then set the lr).
     """
+    factory = getattr(model, "optimizer_factory", None)
+    if factory is None:
+        raise ConfigError(
+            f"tune_lr sets the learning rate of model.optimizer; {type(model).__name__} builds "
+            "its own optimiser, so run Lightning's Tuner(trainer).lr_find on it yourself"
+        )
     if world_size > 1:
         raise ConfigError(
             "tune_lr runs on one process; find the rate without trainer=ddp*, "
@@ -59,7 +65,6 @@ def tune_learning_rate(
             "the LR finder gave no suggestion; keeping lr=%s", cfg.model.optimizer.get("lr")
         )
         return None
-    factory = model.optimizer_factory
     model.optimizer_factory = functools.partial(
         factory.func, *factory.args, **{**factory.keywords, "lr": suggestion}
     )

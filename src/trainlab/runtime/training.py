@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from trainlab.callbacks.monitor import MonitorCheck
+from trainlab.callbacks.random_state import RandomState
+from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
-from trainlab.runtime.amortise import (
-    apply_steps_per_call,
-    check_steps_per_call,
-    choose_steps_per_call,
-)
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import save_config
 from trainlab.runtime.lr_find import tune_learning_rate
@@ -36,7 +35,6 @@ def check_top_level(cfg: DictConfig) -> None:
     metric = cfg.get("optimized_metric")
     if metric is not None and not str(metric).startswith(("val/", "test/")):
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
-    check_steps_per_call(cfg.get("steps_per_call", "auto"))
 
 
 TRAINER_INTS = (
@@ -62,8 +60,20 @@ def check_trainer_values(node: DictConfig) -> None:
             raise ConfigError(f"trainer.{key} must be {kind} or null, got {value!r}")
 
 
+def check_checkpoint_callbacks(callbacks: list[Any]) -> None:
+    """Name the clash before Lightning refuses two ModelCheckpoints that save alike (it could
+    not tell their states apart on resume)."""
+    keys = [c.state_key for c in callbacks if isinstance(c, ModelCheckpoint)]
+    if len(keys) != len(set(keys)):
+        raise ConfigError(
+            "callbacks: two ModelCheckpoint callbacks with the same monitor, mode and "
+            "interval; drop one, or give them different settings"
+        )
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> pl.Trainer:
     check_trainer_values(cfg.trainer)
+    check_checkpoint_callbacks(callbacks)
     trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer, pl.Trainer):
         raise ConfigError(f"trainer: {cfg.trainer._target_} did not build a lightning Trainer")
@@ -81,6 +91,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     Only rank 0 writes ``config.yaml`` and ``metrics.json`` into ``cfg.paths.output_dir``.
     """
     check_top_level(cfg)
+    warn_if_untested()
     out_dir = Path(cfg.paths.output_dir)
     seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
@@ -89,23 +100,27 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     dm = build_data(cfg)
     model = build_model(cfg, dm)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
+    if monitor := cfg.model.get("monitor"):
+        callbacks.insert(0, MonitorCheck(monitor))
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
-    steps_per_call = choose_steps_per_call(trainer, model, dm, cfg.get("steps_per_call", "auto"))
 
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
-        if dm.class_names is not None:
-            (out_dir / "classes.json").write_text(json.dumps(dm.class_names, indent=1))
+        if (names := getattr(dm, "class_names", None)) is not None:
+            (out_dir / "classes.json").write_text(json.dumps(list(names), indent=1))
     suggested_lr = None
     if cfg.get("tune_lr"):
         suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
-    # Only after the LR range test, which runs on the plain path.
-    apply_steps_per_call(trainer, model, dm, steps_per_call)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
     trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    # Now: testing the best checkpoint below restores the callbacks' states saved in it.
+    reason = stop_reason(trainer)
+    epochs, steps = trainer.current_epoch, trainer.global_step
+    diagnostics = collect_diagnostics(trainer, dm, suggested_lr)
 
     best = str(getattr(trainer.checkpoint_callback, "best_model_path", "") or "")
     ckpt = best or None  # no checkpoint (fast_dev_run): evaluate the weights in memory
@@ -121,15 +136,14 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             report = getattr(callback, "report_metrics", None)
             if callable(report):
                 metrics.update(report())
-    diagnostics = collect_diagnostics(trainer, dm, suggested_lr)
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,
             "best_checkpoint": best or None,
-            "epochs": trainer.current_epoch,
-            "global_step": trainer.global_step,
+            "epochs": epochs,
+            "global_step": steps,
             "seed": cfg.seed,
-            "stop_reason": stop_reason(trainer),
+            "stop_reason": reason,
         }
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
         (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
@@ -137,14 +151,20 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
 
 def stop_reason(trainer: pl.Trainer) -> str:
-    """Why training ended: a diagnostic's stop, early stopping, or the configured limits."""
-    for callback in getattr(trainer, "callbacks", []):
+    """Why training ended: a diagnostic's stop, early stopping, an interruption, or the limits."""
+    callbacks = getattr(trainer, "callbacks", [])
+    for callback in callbacks:
         if reason := getattr(callback, "stop_reason", None):
             return str(reason)
-    early = getattr(trainer, "early_stopping_callback", None)
-    if early is not None and early.stopped_epoch > 0:
-        return f"early stopping at epoch {early.stopped_epoch}: {early.monitor} stopped improving"
-    return "completed the configured epochs or steps"
+    for callback in callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopping_reason.value:
+            message = callback.stopping_reason_message or f"{callback.monitor} stopped improving"
+            return f"early stopping at epoch {callback.stopped_epoch}: {message}"
+    if trainer.interrupted:
+        return f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    if 0 <= trainer.max_steps <= trainer.global_step:
+        return f"reached trainer.max_steps={trainer.max_steps}"
+    return f"completed trainer.max_epochs={trainer.max_epochs}"
 
 
 def collect_diagnostics(trainer: pl.Trainer, dm: Any, suggested_lr: float | None) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""checkpoints/last.ckpt: the latest state, to resume from, written at most every so often."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Checkpoint
+from typing_extensions import override
+
+from trainlab.errors import ConfigError
+
+
+class LatestCheckpoint(Checkpoint):
+    """Writes the latest training state with ``trainer.save_checkpoint`` at an epoch's end when
+    ``every_seconds`` have passed since the last write, and always when training ends.
+
+    Lightning's ``ModelCheckpoint`` writes the latest state every epoch. A checkpoint of the
+    wide benchmark net (2048, 1024) is 27 MB and took 40 ms to write, a quarter of its 166 ms
+    epoch on a 2-core CPU; a job killed between two writes loses at most ``every_seconds`` of
+    training. ``every_seconds=0`` writes at every epoch's end. The best checkpoint stays with
+    ``ModelCheckpoint``.
+
+    Args:
+        dirpath: the checkpoint folder.
+        filename: the file's name without ``.ckpt``.
+        every_seconds: least time between two writes at epoch ends.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last", every_seconds: float = 60.0) -> None:
+        if (
+            isinstance(every_seconds, bool)
+            or not isinstance(every_seconds, int | float)
+            or not (every_seconds >= 0)
+        ):
+            raise ConfigError(
+                f"callbacks.last_checkpoint.every_seconds must be a number >= 0, got "
+                f"{every_seconds!r}"
+            )
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.every_seconds = float(every_seconds)
+        self.last_model_path = ""
+        self._written_at = time.monotonic()
+        self._written_step = -1
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
+        self.last_model_path = str(self.path)
+        self._written_at, self._written_step = time.monotonic(), trainer.global_step
+
+    def _skip(self, trainer: pl.Trainer) -> bool:
+        return trainer.sanity_checking or bool(getattr(trainer, "fast_dev_run", False))
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._written_at = time.monotonic()
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._skip(trainer):
+            return
+        due = time.monotonic() - self._written_at >= self.every_seconds
+        if trainer.strategy.broadcast(due, src=0):  # rank 0's clock: every rank saves together
+            self._save(trainer)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._skip(trainer) and self._written_step != trainer.global_step:
+            self._save(trainer)

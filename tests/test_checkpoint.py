@@ -1,0 +1,109 @@
+"""Checkpoints: Lightning's ModelCheckpoint keeps best.ckpt, LatestCheckpoint last.ckpt; resuming
+from last.ckpt gives the weights of a run never interrupted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import compose_cfg
+from trainlab.runtime.training import fit
+
+COMMON = [
+    "trainer.accelerator=cpu",
+    "callbacks.progress_bar=null",
+    "callbacks.early_stopping=null",
+    "callbacks.calibration=null",
+    "seed=3",
+]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [],
+        ["model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
+        ["model/scheduler=plateau", "model.scheduler.patience=0"],
+        ["model.mode=max"],  # the best checkpoint stays at epoch 0; last.ckpt must not
+    ],
+    ids=["adam", "cosine+clip", "plateau", "stalled-monitor"],
+)
+def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[str]) -> None:
+    common = [*COMMON, "trainer.max_epochs=4", *settings]
+
+    def last(sub: str) -> dict[str, torch.Tensor]:
+        ckpt = torch.load(tmp_path / sub / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+        return ckpt["state_dict"]
+
+    fit(compose_cfg("train", common, tmp_path / "straight"))
+    interrupt = [
+        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
+        "+callbacks.interrupt.epochs=2",
+    ]
+    fit(compose_cfg("train", [*common, *interrupt], tmp_path / "first"))
+    first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(first_last, weights_only=True)["global_step"] == 40  # 2 epochs of 20 steps
+    fit(compose_cfg("train", [*common, f"ckpt_path={first_last}"], tmp_path / "resumed"))
+    straight, resumed = last("straight"), last("resumed")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not all(torch.equal(straight[k], last("first")[k]) for k in straight)  # it trained on
+    assert json.loads((tmp_path / "resumed" / "run" / "metrics.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "best_epoch"),
+    [("min", 2), ("max", 0)],  # max on val/loss: only the first epoch counts as the best
+)
+def test_best_holds_the_best_epoch_and_last_the_latest_state(
+    tmp_path: Path, mode: str, best_epoch: int
+) -> None:
+    cfg = compose_cfg("train", [*COMMON, "trainer.max_epochs=3", f"model.mode={mode}"], tmp_path)
+    fit(cfg)
+    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best = torch.load(ckpts / "best.ckpt", weights_only=True)
+    last = torch.load(ckpts / "last.ckpt", weights_only=True)
+    assert best["epoch"] == best_epoch
+    assert last["global_step"] == 60  # always the latest state
+    summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert summary["best_checkpoint"] == str(ckpts / "best.ckpt")
+
+
+def test_checkpoints_hold_the_random_state_for_dropout(tmp_path: Path) -> None:
+    cfg = compose_cfg("train", [*COMMON, "trainer.max_epochs=1"], tmp_path)
+    fit(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["rng_states"]["torch"].dtype == torch.uint8
+
+
+@pytest.mark.parametrize(
+    ("every", "held"),
+    [
+        (0, {"last": [None, 0, 1], "best": [None, 0, 0]}),  # last.ckpt at every epoch's end
+        (3600, {"last": [None, None, None], "best": [None, 0, 0]}),  # only when training ends
+    ],
+)
+def test_last_checkpoint_is_written_at_most_every_so_many_seconds(
+    tmp_path: Path, every: int, held: dict[str, list[int | None]]
+) -> None:
+    record = tmp_path / "held.json"
+    cfg = compose_cfg(
+        "train",
+        [
+            *COMMON,
+            "trainer.max_epochs=3",
+            "model.mode=max",  # the best checkpoint stays at epoch 0
+            f"callbacks.last_checkpoint.every_seconds={every}",
+            "+callbacks.record._target_=tests.helpers.RecordCheckpoints",
+            f"+callbacks.record.path={record}",
+        ],
+        tmp_path,
+    )
+    fit(cfg)
+    assert json.loads(record.read_text()) == held  # what each file holds at epochs 0, 1, 2
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 60  # and the end, always
