@@ -9,7 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
 
 def reliability_figure(reports: dict[str, dict[str, Any]], title: str = "") -> Figure:
@@ -26,29 +30,22 @@ def reliability_figure(reports: dict[str, dict[str, Any]], title: str = "") -> F
     )
     for col, (name, report) in enumerate(reports.items()):
         bins = report["bins"]
-        lefts = [b["lower"] for b in bins]
-        width = bins[0]["upper"] - bins[0]["lower"]
+        # (n_bins + 1,) bin edges; one step artist per series (bars were ~90 rectangles and
+        # most of the drawing time)
+        edges = np.array([b["lower"] for b in bins] + [bins[-1]["upper"]])
+        acc = np.array([b["accuracy"] for b in bins])
+        conf = np.array([b["confidence"] if b["count"] else b["accuracy"] for b in bins])
+        counts = np.array([b["count"] for b in bins], dtype=float)
         top, bottom = axes[0][col], axes[1][col]
-        top.bar(
-            lefts,
-            [b["accuracy"] for b in bins],
-            width=width,
-            align="edge",
-            color="tab:blue",
-            edgecolor="black",
-            linewidth=0.5,
-            label="accuracy",
-        )
-        filled = [b for b in bins if b["count"]]
-        top.bar(
-            [b["lower"] for b in filled],
-            [abs(b["confidence"] - b["accuracy"]) for b in filled],
-            bottom=[min(b["confidence"], b["accuracy"]) for b in filled],
-            width=width,
-            align="edge",
+        top.stairs(acc, edges, fill=True, color="tab:blue", label="accuracy")
+        top.stairs(acc, edges, color="black", linewidth=0.5)
+        top.stairs(
+            np.maximum(acc, conf),
+            edges,
+            baseline=np.minimum(acc, conf),
+            fill=True,
             color="tab:red",
             alpha=0.3,
-            edgecolor="tab:red",
             label="gap to confidence",
         )
         top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
@@ -59,11 +56,13 @@ def reliability_figure(reports: dict[str, dict[str, Any]], title: str = "") -> F
             title=f"{name}: ECE {100 * report['ece']:.2f}%, acc {100 * report['acc']:.1f}%",
         )
         top.legend(loc="upper left", fontsize=8)
-        bottom.bar(lefts, [b["count"] for b in bins], width=width, align="edge", color="gray")
+        bottom.stairs(counts, edges, fill=True, color="gray")
         bottom.set(xlabel="confidence", ylabel="samples", yscale="symlog")
+        bottom.yaxis.set_major_formatter(PLAIN)  # 1, 10, 100: no mathtext to typeset
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # A fixed layout: tight_layout measured every tick label and took a third of the drawing.
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.9, hspace=0.08, wspace=0.25)
     return fig
 
 

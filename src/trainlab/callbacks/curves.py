@@ -37,7 +37,7 @@ def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path
             ax.axvline(best, color="gray", linestyle=":", label=f"best val loss (epoch {best})")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.22)  # fixed: fast
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
