@@ -138,3 +138,17 @@ class SilentClassifier(TinyClassifier):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self(batch[0])
+
+
+class NoTrainingStep(pl.LightningModule):
+    """Forgets training_step."""
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.layer = nn.Linear(int(np.prod(input_shape)), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.flatten(1))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -12,7 +12,8 @@ from hydra.errors import ConfigCompositionException
 from lightning.pytorch import Trainer
 from omegaconf import DictConfig
 
-from trainlab.runtime.build import build_data, build_net, instantiate, instantiate_dict
+from trainlab.models import ClassificationModel, RegressionModel
+from trainlab.runtime.build import build_data, build_model, build_net, instantiate, instantiate_dict
 from trainlab.runtime.configs import CONFIG_DIR
 
 MakeCfg = Callable[..., DictConfig]
@@ -82,6 +83,20 @@ def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
     dm = build_data(cfg)
     net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
     assert net(dm.tensors("val")[0][:3]).shape == (3, dm.num_outputs)
+
+
+MODEL_DATA = {"auto": "diabetes", "classification": "iris", "regression": "diabetes"}
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_model_configs(name: str, make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(f"model={name}", f"data={MODEL_DATA[name]}")
+    dm = build_data(cfg)
+    model = build_model(cfg, dm)
+    expected = RegressionModel if MODEL_DATA[name] == "diabetes" else ClassificationModel
+    assert isinstance(model, expected)
+    x, y = dm.tensors("train")
+    assert torch.isfinite(model.model_step((x[:8], y[:8]), "train"))
 
 
 @pytest.mark.parametrize("optimizer", options("model/optimizer"))

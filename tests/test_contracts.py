@@ -113,6 +113,12 @@ def test_your_own_lightningmodule_must_log_the_monitored_metric(make_cfg: MakeCf
         fit(cfg)
 
 
+def test_your_own_lightningmodule_missing_a_step_is_named(make_cfg: MakeCfg) -> None:
+    cfg = own_model(make_cfg("trainer.max_epochs=1", *QUICK), "tests.forks.NoTrainingStep")
+    with pytest.raises(ConfigError, match=r"model NoTrainingStep: No `training_step\(\)` method"):
+        fit(cfg)
+
+
 def test_images_on_disk_are_read_lazily_and_learned(make_cfg: MakeCfg, digits_pngs: Path) -> None:
     cfg = make_cfg(
         "data=image_folder",

@@ -19,6 +19,7 @@ from trainlab.data.csv import numeric_features
 from trainlab.errors import ConfigError
 from trainlab.models.outputs import LOADER_SPLITS, gather, predictions, split_loader
 from trainlab.runtime.restore import Restored, restore
+from trainlab.runtime.training import lightning_says_what_is_missing
 
 log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()  # see runtime/training.py
@@ -45,10 +46,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         enable_model_summary=False,
     )
     loader = split_loader(run.datamodule, cfg.split)
-    if cfg.split == "val":
-        results = trainer.validate(run.model, dataloaders=loader, verbose=False)
-    else:
-        results = trainer.test(run.model, dataloaders=loader, verbose=False)
+    with lightning_says_what_is_missing(run.model):
+        if cfg.split == "val":
+            results = trainer.validate(run.model, dataloaders=loader, verbose=False)
+        else:
+            results = trainer.test(run.model, dataloaders=loader, verbose=False)
     metrics = {
         k.replace("test/", f"{cfg.split}/", 1): float(v) for r in results for k, v in r.items()
     }

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.callbacks.monitor import MonitorCheck
@@ -116,7 +118,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
-    trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    with lightning_says_what_is_missing(model):
+        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
     reason = stop_reason(trainer)
     epochs, steps = trainer.current_epoch, trainer.global_step
@@ -148,6 +151,16 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
         (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
     return metrics
+
+
+@contextmanager
+def lightning_says_what_is_missing(model: Any) -> Iterator[None]:
+    """Lightning's own checks of a model (a missing ``training_step``, ``test_step`` or
+    ``configure_optimizers``) as a :class:`ConfigError` naming the model."""
+    try:
+        yield
+    except MisconfigurationException as err:
+        raise ConfigError(f"model {type(model).__name__}: {err}") from err
 
 
 def stop_reason(trainer: pl.Trainer) -> str:
