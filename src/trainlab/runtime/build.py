@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainlab.data.base import TASKS
 from trainlab.errors import ConfigError
 from trainlab.runtime.configs import CONFIG_DIR
 
@@ -145,7 +147,6 @@ def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], num_outputs
 
 
 # What trainlab reads from any DataModule once it is set up (the README's "Your own DataModule").
-TASKS = ("classification", "regression")
 DATA_ATTRIBUTES = {
     "task": "'classification' or 'regression'",
     "input_shape": "the shape of one sample, e.g. (1, 28, 28)",
@@ -188,8 +189,6 @@ def check_datamodule(dm: Any) -> None:
 def build_data(cfg: DictConfig) -> Any:
     """Instantiate ``cfg.data`` (any ``LightningDataModule``), prepare and set it up so that its
     shapes are known, and check what trainlab reads from it."""
-    import os
-
     dm = instantiate(cfg.data, "data")
     if not isinstance(dm, pl.LightningDataModule):
         raise ConfigError(
@@ -249,9 +248,12 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
     from trainlab.models import MODELS
 
     node = cfg.model
-    target = hydra.utils.get_object(node._target_) if "_target_" in node else None
-    if target is None:
+    if "_target_" not in node:
         raise ConfigError("model._target_ must name a LightningModule class or factory")
+    try:
+        target = hydra.utils.get_object(node._target_)
+    except Exception as err:
+        raise ConfigError(f"model._target_: cannot import {node._target_!r} ({err})") from err
     for task, model_cls in MODELS.items():
         if inspect.isclass(target) and issubclass(target, model_cls) and dm.task != task:
             raise ConfigError(
