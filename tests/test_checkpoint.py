@@ -69,6 +69,7 @@ def test_best_holds_the_best_epoch_and_last_the_latest_state(
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
     assert best["epoch"] == best_epoch
     assert last["global_step"] == 60  # always the latest state
+    assert "optimizer_states" in last and "optimizer_states" not in best  # best: weights only
     summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert summary["best_checkpoint"] == str(ckpts / "best.ckpt")
 
