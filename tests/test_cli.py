@@ -165,6 +165,32 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_ddp_with_your_own_datamodule_of_plain_dataloaders(tmp_path: Path) -> None:
+    """Lightning shards the DataLoaders itself; calibration still reads whole splits."""
+    result = run_cli(
+        "trainlab.train",
+        "trainer=ddp_cpu",
+        *QUICK,
+        "~data",
+        "+data._target_=tests.forks.DigitsLoaders",
+        RECORD,
+        f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = _ddp_records(tmp_path / "ranks")
+    assert first["weights"] == second["weights"]
+    # 1,257 training samples: 629 per rank, 10 batches of 64 a rank and epoch
+    assert first["steps"] == second["steps"] == 2 * 10
+    run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
+    report = json.loads((Path(run_dir) / "calibration.json").read_text())
+    single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval"))
+    assert single["test/ece"] == pytest.approx(report["before"]["ece"], abs=1e-6)
+    assert single["test/ece_calibrated"] == pytest.approx(report["after"]["ece"], abs=1e-6)
+
+
+@pytest.mark.slow
 def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path: Path) -> None:
     result = run_cli(
         "trainlab.train",
