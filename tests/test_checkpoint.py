@@ -4,12 +4,15 @@ from last.ckpt gives the weights of a run never interrupted."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import compose_cfg
+from trainlab.errors import ConfigError
+from trainlab.runtime.evaluation import evaluate
 from trainlab.runtime.training import fit
 
 COMMON = [
@@ -108,3 +111,23 @@ def test_last_checkpoint_is_written_at_most_every_so_many_seconds(
     assert json.loads(record.read_text()) == held  # what each file holds at epochs 0, 1, 2
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 60  # and the end, always
+
+
+def test_a_checkpoint_given_by_hand_is_checked_before_anything_is_built(tmp_path: Path) -> None:
+    cfg = compose_cfg("train", [*COMMON, "trainer.max_epochs=1"], tmp_path / "done")
+    fit(cfg)
+    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes((ckpts / "last.ckpt").read_bytes()[:2000])  # a copy that broke off
+    cases = [
+        (tmp_path / "missing.ckpt", "is not a file"),
+        (cut, "is not a readable checkpoint (truncated"),
+        (ckpts / "best.ckpt", "holds the weights alone (best.ckpt is written so)"),
+    ]
+    for i, (path, message) in enumerate(cases):
+        resume = compose_cfg("train", [*COMMON, f"ckpt_path={path}"], tmp_path / str(i))
+        with pytest.raises(ConfigError, match=rf"ckpt_path: .*{re.escape(message)}"):
+            fit(resume)
+        assert not list(Path(resume.paths.output_dir).iterdir()), "a rejected run wrote files"
+    with pytest.raises(ConfigError, match="is not a readable checkpoint"):
+        evaluate(compose_cfg("eval", [f"ckpt_path={cut}"], tmp_path / "eval"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,37 @@ class Restored:
     calibrator: Any  # a fitted Calibrator saved with the checkpoint, or None
 
 
+def check_checkpoint(path: str | Path, key: str = "ckpt_path", resume: bool = False) -> Path:
+    """Check that ``path`` is a checkpoint trainlab can read (to resume from, with ``resume``),
+    before anything is built or written.
+
+    Raises:
+        ConfigError: naming ``key`` and the file: missing, truncated or not a checkpoint, or
+            holding the weights alone where training is to resume.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{key}: {str(path)!r} is not a file")
+    if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut-off one is not
+        raise ConfigError(
+            f"{key}: {file} is not a readable checkpoint (truncated, or not written by torch.save)"
+        )
+    try:  # mmap: the tensors are not read
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        return file  # objects of the user's own: Lightning loads them itself
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ConfigError(f"{key}: cannot read {file}: {err}") from err
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError(f"{key}: {file} holds no model weights; is it a Lightning checkpoint?")
+    if resume and "optimizer_states" not in state:
+        raise ConfigError(
+            f"{key}: {file} holds the weights alone (best.ckpt is written so) and cannot "
+            "resume training; resume from the run's checkpoints/last.ckpt"
+        )
+    return file
+
+
 def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
     """Find the run directory and checkpoint from either of them.
 
@@ -36,9 +69,7 @@ def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
         ConfigError: neither is given, or they do not exist.
     """
     if ckpt_path:
-        ckpt = Path(ckpt_path).resolve()
-        if not ckpt.is_file():
-            raise ConfigError(f"ckpt_path: {ckpt_path!r} is not a file")
+        ckpt = check_checkpoint(ckpt_path).resolve()
         runs = [p for p in ckpt.parents if (p / CONFIG_NAME).is_file()]
         if run_dir:
             runs = [Path(run_dir).resolve()]
@@ -54,7 +85,7 @@ def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
         raise ConfigError(f"run_dir: {run} holds no {CONFIG_NAME}; is it a trainlab training run?")
     for name in ("best.ckpt", "last.ckpt"):
         if (run / "checkpoints" / name).is_file():
-            return run, run / "checkpoints" / name
+            return run, check_checkpoint(run / "checkpoints" / name, "run_dir")
     raise ConfigError(f"run_dir: {run}/checkpoints holds neither best.ckpt nor last.ckpt")
 
 

@@ -22,6 +22,7 @@ from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import save_config
 from trainlab.runtime.lr_find import tune_learning_rate
+from trainlab.runtime.restore import check_checkpoint
 
 log = logging.getLogger(__name__)
 # Lightning gives its package logger a console handler of its own; records also reach the root
@@ -37,6 +38,8 @@ def check_top_level(cfg: DictConfig) -> None:
     metric = cfg.get("optimized_metric")
     if metric is not None and not str(metric).startswith(("val/", "test/")):
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
+    if ckpt_path := cfg.get("ckpt_path"):
+        check_checkpoint(ckpt_path, resume=True)
 
 
 TRAINER_INTS = (
