@@ -112,6 +112,31 @@ def test_basic_multirun(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_sweep_survives_a_failing_job_and_says_so(tmp_path: Path) -> None:
+    result = run_cli(
+        "trainlab.train",
+        "-m",
+        "+callbacks.fail._target_=tests.helpers.FailAt",
+        "+callbacks.fail.epoch=9,9,1,9",  # job 2 raises when its second epoch starts
+        *QUICK,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 1
+    summary = [line for line in result.stderr.splitlines() if line.startswith("sweep ")]
+    assert len(summary) == 1
+    assert summary[0].endswith(
+        ": 3 ok, 1 failed: job 2 (RuntimeError: planned failure at epoch 1) "
+        "(each job's failure.json)"
+    )
+    jobs = _job_dirs(tmp_path)
+    assert [(j / "metrics.json").is_file() for j in jobs] == [True, True, False, True]
+    failure = json.loads((jobs[2] / "failure.json").read_text())
+    assert failure["error"] == "RuntimeError" and "FailAt" not in failure["message"]
+    assert "in on_train_epoch_start\n    raise RuntimeError" in failure["traceback"]
+
+
+@pytest.mark.slow
 def test_optuna_sweep(tmp_path: Path) -> None:
     result = run_cli(
         "trainlab.train",

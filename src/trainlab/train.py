@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import hydra
@@ -15,16 +16,26 @@ from trainlab.runtime.ddp import child_argv
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from lightning.pytorch.utilities import rank_zero_only
 
     from trainlab.runtime.ddp import JobScope
     from trainlab.runtime.training import fit, objective
+    from trainlab.sweeps import survive
 
     def job() -> dict[str, float]:
         with JobScope():
             return fit(cfg)
 
-    metrics = reject_bad_config(job, cfg.paths.output_dir, cfg.paths.log_dir)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        # One bad job must not end the sweep: its failure goes to its run directory.
+        found = survive(job, cfg.paths.output_dir)
+        if found is None:
+            return math.nan  # Optuna records the trial as failed
+        metrics = found
+    else:
+        metrics = reject_bad_config(job, cfg.paths.output_dir, cfg.paths.log_dir)
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
