@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from tests.conftest import compose_cfg
+from tests.conftest import ROOT, compose_cfg
 from tests.test_configs import options
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import check_output_shape
@@ -49,6 +51,25 @@ def test_run_directory_contents(make_cfg: MakeCfg) -> None:
     assert summary["best_checkpoint"].endswith("best.ckpt") and summary["epochs"] == 2
     curves = pd.read_csv(run / "csv" / "metrics.csv")
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "epoch"} <= set(curves.columns)
+
+
+def test_env_json_names_the_code_and_the_machine(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg("debug=fast_dev_run", *QUICK)
+    fit(cfg)
+    run = Path(cfg.paths.output_dir)
+    env = json.loads((run / "env.json").read_text())
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    assert env["git"]["commit"] == git("rev-parse", "HEAD").strip()
+    diff = git("diff", "HEAD")
+    assert env["git"]["dirty"] == bool(diff)
+    assert (run / "git.diff").read_text() == diff if diff else not (run / "git.diff").exists()
+    assert env["packages"]["torch"] == torch.__version__
+    assert env["packages"]["lightning"] == importlib.metadata.version("lightning")
+    assert env["cuda"]["available"] == torch.cuda.is_available()
+    assert isinstance(env["hostname"], str) and env["python"].count(".") == 2
 
 
 def test_same_seed_same_metrics_and_seed_zero_is_a_seed(tmp_path: Path) -> None:

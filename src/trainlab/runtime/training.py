@@ -20,7 +20,8 @@ from trainlab.callbacks.random_state import RandomState
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
-from trainlab.runtime.configs import save_config
+from trainlab.runtime.configs import CONFIG_DIR, save_config
+from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
 from trainlab.runtime.restore import check_checkpoint
 
@@ -113,6 +114,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
+        environment = describe(CONFIG_DIR.parent, out_dir)
+        (out_dir / "env.json").write_text(json.dumps(environment, indent=2))
         if (names := getattr(dm, "class_names", None)) is not None:
             (out_dir / "classes.json").write_text(json.dumps(list(names), indent=1))
     suggested_lr = None
