@@ -116,3 +116,16 @@ class RecordCheckpoints(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.path.write_text(json.dumps(self.seen))
+
+
+class RecordPid(pl.Callback):
+    """Writes the process id that trained into ``<dirpath>/pid``."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import os
+
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        (self.dirpath / "pid").write_text(str(os.getpid()))
