@@ -23,19 +23,27 @@ from trainlab.runtime.configs import CONFIG_DIR
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
+def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The named parameters of ``target`` (a class's ``__init__``), and whether it takes
+    ``**kwargs``."""
+    func = target.__init__ if inspect.isclass(target) else target
+    params = inspect.signature(func).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named - {"self"}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 def _accepted_keys(target: Callable[..., Any]) -> set[str] | None:
     """Keyword arguments ``target`` accepts, following ``**kwargs`` up a class's bases;
     None when anything goes."""
     owners = inspect.getmro(target) if inspect.isclass(target) else (target,)
     keys: set[str] = set()
     for owner in owners:
-        func = owner.__init__ if inspect.isclass(owner) else owner
-        if func is object.__init__:
+        if inspect.isclass(owner) and owner.__init__ is object.__init__:
             continue
-        params = inspect.signature(func).parameters.values()
-        keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return keys - {"self"}
+        named, takes_any = _parameters(owner)
+        keys |= named
+        if not takes_any:
+            return keys
         if not inspect.isclass(owner):
             return None
     return None
@@ -213,14 +221,6 @@ def data_arguments(dm: Any) -> dict[str, Any]:
         stats = getattr(dm, "target_stats", None)  # the DataModule standardised the target
         found["target_mean"], found["target_std"] = stats if stats is not None else (0.0, 1.0)
     return found
-
-
-def _parameters(target: Callable[..., Any]) -> tuple[set[str], bool]:
-    """The named parameters of ``target``'s constructor, and whether it takes ``**kwargs``."""
-    func = target.__init__ if inspect.isclass(target) else target
-    params = inspect.signature(func).parameters.values()
-    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return named, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def check_optimizer(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
