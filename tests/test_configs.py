@@ -39,7 +39,7 @@ def test_every_group_has_options() -> None:
         "seq_digits",
         "wine",
     ]
-    assert options("net") == ["cnn", "linear", "mlp", "rnn"]
+    assert options("net") == ["cnn", "linear", "mlp", "rnn", "transformer", "vit"]
     assert options("trainer") == [
         "cpu",
         "ddp",
@@ -74,7 +74,14 @@ def test_data_configs(
     assert tuple(x.shape[1:]) == tuple(dm.input_shape) and len(x) == len(y) == dm.batch_size
 
 
-NET_DATA = {"linear": "iris", "mlp": "wine", "cnn": "digits", "rnn": "seq_digits"}
+NET_DATA = {
+    "linear": "iris",
+    "mlp": "wine",
+    "cnn": "digits",
+    "rnn": "seq_digits",
+    "transformer": "seq_digits",
+    "vit": "digits",
+}
 
 
 @pytest.mark.parametrize("name", options("net"))

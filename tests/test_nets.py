@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.nets import CNN, MLP, RNN, LinearNet
+from trainlab.nets import CNN, MLP, RNN, LinearNet, Transformer, ViT
 from trainlab.nets.layers import ACTIVATIONS, make_activation
 
 SHAPES = {"tabular": (13,), "image": (1, 8, 8), "sequence": (8, 8)}
-NETS: list[type[nn.Module]] = [LinearNet, MLP, CNN, RNN]
+NETS: list[type[nn.Module]] = [LinearNet, MLP, CNN, RNN, Transformer, ViT]
 CASES = [(net, m) for net in NETS for m in SHAPES if m in net.modalities]  # type: ignore[attr-defined]
 
 
@@ -69,8 +69,31 @@ def test_activation_by_name_or_class() -> None:
         (lambda: CNN((1, 8, 8), 2, kernel_size=2), "kernel_size must be a positive odd"),
         (lambda: RNN((1, 8, 8), 2), r"RNN needs \(T, F\) sequences"),
         (lambda: RNN((8, 8), 2, cell="transformer"), "cell 'transformer' is unknown"),
+        (lambda: ViT((1, 8, 8), 2, patch=3), "patch 3 must divide the image sides 8x8"),
+        (lambda: ViT((64,), 2), r"ViT reads \(channels, height, width\) images"),
+        (lambda: Transformer((8, 8), 2, width=30, heads=4), r"heads \(4\) must divide width"),
+        (lambda: Transformer((8, 8), 2, pooling="max"), "pooling 'max' is unknown"),
+        (lambda: Transformer((8, 8), 2, vocab_size=50), r"reads \(time_steps,\) of token ids"),
     ],
 )
 def test_bad_settings_are_named(make: object, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         make()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_transformer_tokens_ignore_padding(pooling: str) -> None:
+    """Padded positions (id 0) are masked: what sits at them cannot change the output."""
+    torch.manual_seed(0)
+    net = Transformer((6,), 3, vocab_size=20, width=16, heads=2, pooling=pooling).eval()
+    x = torch.tensor([[5, 7, 3, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    before = net(x)
+    with torch.no_grad():  # change what padded positions see; +1 for the class token
+        net.encoder.position[:, -3:] += torch.randn(1, 3, 16)
+    after = net(x)
+    assert torch.allclose(before[0], after[0], atol=1e-5)  # padded at the changed positions
+    assert not torch.allclose(before[1], after[1], atol=1e-3)  # the same positions, unpadded
+
+
+def test_vit_reads_mnist_sized_images_in_patches() -> None:
+    assert ViT((1, 28, 28), 10, patch=4, width=32)(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -5,5 +5,6 @@ from trainlab.nets.cnn import CNN
 from trainlab.nets.linear import LinearNet
 from trainlab.nets.mlp import MLP
 from trainlab.nets.rnn import RNN
+from trainlab.nets.transformer import Transformer, ViT
 
-__all__ = ["CNN", "MLP", "RNN", "LinearNet"]
+__all__ = ["CNN", "MLP", "RNN", "LinearNet", "Transformer", "ViT"]
