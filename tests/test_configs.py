@@ -28,6 +28,7 @@ GPU_ONLY = {"gpu", "ddp", "ddp_spawn", "fsdp"}
 
 def test_every_group_has_options() -> None:
     assert options("data") == [
+        "adding",
         "breast_cancer",
         "csv",
         "diabetes",
@@ -36,6 +37,7 @@ def test_every_group_has_options() -> None:
         "image_folder",
         "iris",
         "mnist",
+        "recall",
         "seq_digits",
         "wine",
     ]

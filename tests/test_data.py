@@ -240,3 +240,42 @@ def test_idx_datamodule_downloads_and_verifies(
     write_idx(tmp_path / "fresh" / "mnist" / "t10k-labels-idx1-ubyte.gz", np.zeros(50))
     with pytest.raises(ConfigError, match="differs from the published"):
         IDXImageDataModule(root=str(tmp_path / "fresh")).setup()
+
+
+def test_the_adding_problem_is_what_it_says() -> None:
+    from trainlab.data import LongRangeDataModule
+
+    loaded = LongRangeDataModule(problem="adding", length=50, samples=4000).load()
+    x, y = loaded.x, loaded.y
+    assert x.shape == (4000, 50, 2) and loaded.task == "regression"
+    markers = x[:, :, 1]
+    assert (markers.sum(1) == 2).all()
+    assert (markers[:, :25].sum(1) == 1).all() and (markers[:, 25:].sum(1) == 1).all()
+    assert np.allclose((x[:, :, 0] * markers).sum(1), y, atol=1e-5)
+    # predicting the mean leaves the variance of a sum of two U(0, 1): 2/12
+    assert float(((y - y.mean()) ** 2).mean()) == pytest.approx(1 / 6, abs=0.01)
+
+
+def test_the_recall_task_hides_the_label_in_the_first_step() -> None:
+    from trainlab.data import LongRangeDataModule
+
+    loaded = LongRangeDataModule(problem="recall", length=30, samples=500, classes=5).load()
+    assert loaded.x.shape == (500, 30, 5) and loaded.task == "classification"
+    assert (loaded.x[:, 0].argmax(1) == loaded.y).all()
+    assert np.allclose(loaded.x[:, 0].sum(1), 1.0)  # one-hot, then noise
+    assert loaded.class_names is not None and len(loaded.class_names) == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"problem": "copy"}, "data.problem 'copy' is unknown; use one of"),
+        ({"length": 1}, "data.length must be an integer >= 2, got 1"),
+        ({"classes": 1}, "data.classes must be an integer >= 2"),
+    ],
+)
+def test_bad_long_range_settings(kwargs: dict[str, object], message: str) -> None:
+    from trainlab.data import LongRangeDataModule
+
+    with pytest.raises(ConfigError, match=message):
+        LongRangeDataModule(**kwargs)  # type: ignore[arg-type]

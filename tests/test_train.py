@@ -342,13 +342,15 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
     assert f"seed: {saved}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()
 
 
-BUNDLED = ["digits", "seq_digits", "iris", "wine", "breast_cancer", "diabetes"]
+BUNDLED = ["digits", "seq_digits", "iris", "wine", "breast_cancer", "diabetes", "adding", "recall"]
+SMALLER = {"adding": ["data.samples=300"], "recall": ["data.samples=300"]}
 
 
 def _pairs() -> list[tuple[str, str]]:
     from trainlab.runtime.build import nets_by_modality
 
-    layouts = {"digits": "image", "seq_digits": "sequence"}
+    layouts = {"digits": "image", "seq_digits": "sequence", "adding": "sequence"}
+    layouts["recall"] = "sequence"
     fits = nets_by_modality()
     return [(n, d) for d in BUNDLED for n in fits[layouts.get(d, "tabular")]]
 
@@ -357,7 +359,9 @@ def _pairs() -> list[tuple[str, str]]:
 def test_every_net_trains_on_every_bundled_dataset_it_reads(
     net: str, data: str, make_cfg: MakeCfg
 ) -> None:
-    cfg = make_cfg(f"net={net}", f"data={data}", "+trainer.fast_dev_run=4", *QUICK)
+    cfg = make_cfg(
+        f"net={net}", f"data={data}", *SMALLER.get(data, []), "+trainer.fast_dev_run=4", *QUICK
+    )
     metrics = fit(cfg)
     assert {"val/loss", "test/loss"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
