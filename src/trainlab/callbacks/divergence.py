@@ -19,23 +19,32 @@ GOOD_NAME = "last-good.ckpt"
 
 
 def divergence(
-    loss: float, smoothed_min: float | None, smoothed: float, factor: float
+    loss: float,
+    smoothed_min: float | None,
+    smoothed: float,
+    factor: float,
+    start: float | None = None,
 ) -> str | None:
     """Why the loss counts as diverged, or None: not finite, or the smoothed loss above
-    ``factor`` times its running minimum."""
+    ``factor`` times its running minimum and above ``start``, its level when the test armed.
+
+    The second bound keeps a spike of a loss that had fallen near zero (0.0005 to 0.006) from
+    counting: a diverging run climbs above where it started.
+    """
     if not math.isfinite(loss):
         return f"the training loss is {loss}"
-    if smoothed_min is not None and smoothed > factor * smoothed_min:
+    above_start = start is None or smoothed > start
+    if smoothed_min is not None and smoothed > factor * smoothed_min and above_start:
         return (
             f"the smoothed training loss {smoothed:.4g} rose above {factor:g}x its minimum "
-            f"{smoothed_min:.4g}"
+            f"{smoothed_min:.4g}" + (f" and above its early level {start:.4g}" if start else "")
         )
     return None
 
 
 class DivergenceGuard(pl.Callback):
-    """Stops training when the loss becomes NaN/Inf or its moving average rises above
-    ``factor`` times its running minimum.
+    """Stops training when the loss becomes NaN/Inf, or its moving average rises above
+    ``factor`` times its running minimum and above its level at ``warmup_steps``.
 
     The stop names the step, the loss and the learning rate; the last checkpoint saved before
     the divergence is copied to ``checkpoints/last-good.ckpt`` (later saves cannot overwrite
@@ -74,6 +83,7 @@ class DivergenceGuard(pl.Callback):
         self.warmup_steps, self.every_n_steps = warmup_steps, every_n_steps
         self._ema: float | None = None  # smoothed loss
         self._min = math.inf  # its running minimum
+        self._start: float | None = None  # the smoothed loss when the rise test armed
         self._pending: list[tuple[int, torch.Tensor]] = []  # (step of the last loss, losses)
         self._checked = 0  # the step of the last read-back
         self.stop_reason: str | None = None
@@ -91,13 +101,19 @@ class DivergenceGuard(pl.Callback):
         for step, loss in zip(steps, values, strict=True):
             finite = math.isfinite(loss)
             if self._ema is None:
-                self._ema = loss if finite else 0.0
+                ema = loss if finite else 0.0
             elif finite:
-                self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
+                ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
+            else:
+                ema = self._ema
+            self._ema = ema
             armed = step >= self.warmup_steps
-            if not finite or (armed and self._ema > self.factor * self._min):
-                return step, loss, self._ema, self._min
-            self._min = min(self._min, self._ema)
+            if armed and self._start is None:
+                self._start = ema
+            start = ema if self._start is None else self._start
+            if not finite or (armed and ema > self.factor * self._min and ema > start):
+                return step, loss, ema, self._min
+            self._min = min(self._min, ema)
         return None
 
     @override
@@ -131,7 +147,9 @@ class DivergenceGuard(pl.Callback):
         if bad is not None:
             step, loss, smoothed, minimum = bad
             armed = step >= self.warmup_steps
-            reason = divergence(loss, minimum if armed else None, smoothed, self.factor)
+            reason = divergence(
+                loss, minimum if armed else None, smoothed, self.factor, self._start
+            )
         else:
             step, loss, reason = trainer.global_step, math.nan, "another rank diverged"
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
@@ -156,12 +174,14 @@ class DivergenceGuard(pl.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"smoothed": self._ema, "min": None if math.isinf(self._min) else self._min}
+        minimum = None if math.isinf(self._min) else self._min
+        return {"smoothed": self._ema, "min": minimum, "start": self._start}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._ema = state_dict["smoothed"]
         self._min = math.inf if state_dict["min"] is None else state_dict["min"]
+        self._start = state_dict.get("start")
         self._pending.clear()
 
     @staticmethod
