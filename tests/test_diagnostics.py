@@ -228,7 +228,7 @@ def test_detector_rules() -> None:
     )
     assert divergence(float("inf"), None, 1.0, 10) is not None
     assert divergence(1.0, 0.05, 0.6, 10) is not None and divergence(1.0, 0.1, 0.6, 10) is None
-    # a loss that fell near zero and spiked: 12x its minimum, but far below where it started
+    # a loss that fell near zero and spiked: 12x its minimum, but far below its first value
     assert divergence(0.02, 0.0005, 0.006, 10, start=1.0) is None
     assert divergence(5.0, 0.0005, 3.0, 10, start=1.0) is not None
     assert loss_stalled(2.30, 2.29, 0.01) and not loss_stalled(2.30, 2.0, 0.01)

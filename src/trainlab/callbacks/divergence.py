@@ -26,7 +26,7 @@ def divergence(
     start: float | None = None,
 ) -> str | None:
     """Why the loss counts as diverged, or None: not finite, or the smoothed loss above
-    ``factor`` times its running minimum and above ``start``, its level when the test armed.
+    ``factor`` times its running minimum and above ``start``, the loss training started at.
 
     The second bound keeps a spike of a loss that had fallen near zero (0.0005 to 0.006) from
     counting: a diverging run climbs above where it started.
@@ -37,14 +37,14 @@ def divergence(
     if smoothed_min is not None and smoothed > factor * smoothed_min and above_start:
         return (
             f"the smoothed training loss {smoothed:.4g} rose above {factor:g}x its minimum "
-            f"{smoothed_min:.4g}" + (f" and above its early level {start:.4g}" if start else "")
+            f"{smoothed_min:.4g}" + (f" and above its first value {start:.4g}" if start else "")
         )
     return None
 
 
 class DivergenceGuard(pl.Callback):
     """Stops training when the loss becomes NaN/Inf, or its moving average rises above
-    ``factor`` times its running minimum and above its level at ``warmup_steps``.
+    ``factor`` times its running minimum and above the loss training started at.
 
     The stop names the step, the loss and the learning rate; the last checkpoint saved before
     the divergence is copied to ``checkpoints/last-good.ckpt`` (later saves cannot overwrite
@@ -83,7 +83,7 @@ class DivergenceGuard(pl.Callback):
         self.warmup_steps, self.every_n_steps = warmup_steps, every_n_steps
         self._ema: float | None = None  # smoothed loss
         self._min = math.inf  # its running minimum
-        self._start: float | None = None  # the smoothed loss when the rise test armed
+        self._start: float | None = None  # the first finite loss
         self._pending: list[tuple[int, torch.Tensor]] = []  # (step of the last loss, losses)
         self._checked = 0  # the step of the last read-back
         self.stop_reason: str | None = None
@@ -102,15 +102,14 @@ class DivergenceGuard(pl.Callback):
             finite = math.isfinite(loss)
             if self._ema is None:
                 ema = loss if finite else 0.0
+                self._start = loss if finite else None
             elif finite:
                 ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
             else:
                 ema = self._ema
             self._ema = ema
             armed = step >= self.warmup_steps
-            if armed and self._start is None:
-                self._start = ema
-            start = ema if self._start is None else self._start
+            start = -math.inf if self._start is None else self._start
             if not finite or (armed and ema > self.factor * self._min and ema > start):
                 return step, loss, ema, self._min
             self._min = min(self._min, ema)
