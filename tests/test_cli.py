@@ -165,11 +165,20 @@ RECORD = "+callbacks.record._target_=tests.helpers.RecordRankWeights"
 
 
 @pytest.mark.slow
-def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        [],  # in-memory batches, sharded by the DataModule
+        ["~data", "+data._target_=tests.forks.DigitsLoaders"],  # DataLoaders Lightning shards
+    ],
+    ids=["in-memory", "own-dataloaders"],
+)
+def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path, data: list[str]) -> None:
     result = run_cli(
         "trainlab.train",
         "trainer=ddp_cpu",
         *QUICK,
+        *data,
         RECORD,
         f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
         cwd=tmp_path,
@@ -181,33 +190,7 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     assert first["weights"] == second["weights"]
     # 1,257 training samples: 629 per rank, 10 batches of 64 a rank and epoch (20 on one process)
     assert first["steps"] == second["steps"] == 2 * 10
-    # Calibration under DDP gives the numbers one process computes from the same checkpoint.
-    run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
-    report = json.loads((Path(run_dir) / "calibration.json").read_text())
-    single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval"))
-    assert single["test/ece"] == pytest.approx(report["before"]["ece"], abs=1e-6)
-    assert single["test/ece_calibrated"] == pytest.approx(report["after"]["ece"], abs=1e-6)
-
-
-@pytest.mark.slow
-def test_ddp_with_your_own_datamodule_of_plain_dataloaders(tmp_path: Path) -> None:
-    """Lightning shards the DataLoaders itself; calibration still reads whole splits."""
-    result = run_cli(
-        "trainlab.train",
-        "trainer=ddp_cpu",
-        *QUICK,
-        "~data",
-        "+data._target_=tests.forks.DigitsLoaders",
-        RECORD,
-        f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    first, second = _ddp_records(tmp_path / "ranks")
-    assert first["weights"] == second["weights"]
-    # 1,257 training samples: 629 per rank, 10 batches of 64 a rank and epoch
-    assert first["steps"] == second["steps"] == 2 * 10
+    # Calibration reads whole splits on every rank: the numbers one process computes.
     run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
     report = json.loads((Path(run_dir) / "calibration.json").read_text())
     single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval"))
