@@ -15,17 +15,15 @@ from omegaconf import DictConfig
 
 from trainlab.calibration.metrics import calibration_report, headline_metrics
 from trainlab.callbacks.calibration import split_logits
+from trainlab.data.base import SPLITS
 from trainlab.data.csv import numeric_features
 from trainlab.errors import ConfigError
-from trainlab.models.outputs import LOADER_SPLITS, gather, predictions, split_loader
+from trainlab.models.outputs import gather, predictions, split_loader
 from trainlab.runtime.restore import Restored, restore
 from trainlab.runtime.training import lightning_says_what_is_missing
 
 log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()  # see runtime/training.py
-
-
-EVAL_SPLITS = ("train", "val", "test")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -34,8 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     The split is read through the DataModule's dataloader; ``val`` runs the model's
     ``validation_step``, ``train`` and ``test`` its ``test_step``.
     """
-    if cfg.split not in EVAL_SPLITS:
-        raise ConfigError(f"split {cfg.split!r} is unknown; use one of {EVAL_SPLITS}")
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"split {cfg.split!r} is unknown; use one of {SPLITS}")
     run = restore(cfg.run_dir, cfg.ckpt_path)
     trainer = pl.Trainer(
         accelerator="auto",
@@ -132,9 +130,7 @@ def predict(cfg: DictConfig) -> Path:
         batch = getattr(dm, "eval_batch_size", None) or 256
         out, _ = gather(model, [(xb,) for xb in x.split(batch)])
     else:
-        if cfg.split not in LOADER_SPLITS:
-            raise ConfigError(f"split {cfg.split!r} is unknown; use one of {LOADER_SPLITS}")
-        out, y = gather(model, split_loader(dm, cfg.split))
+        out, y = gather(model, split_loader(dm, cfg.split))  # checks the split
         targets = None if y is None else y.numpy()
     calibrated = cfg.get("calibrated", True)
     if calibrated and run.calibrator is None and dm.task == "classification":
