@@ -65,6 +65,9 @@ def test_activation_by_name_or_class() -> None:
         (lambda: MLP((4,), 2, hidden_sizes=[8, 0]), "hidden_sizes must be positive"),
         (lambda: MLP((4,), 2, hidden_sizes="abc"), "hidden_sizes must be a list"),  # type: ignore[arg-type]
         (lambda: MLP((4,), 2, norm="group"), "norm 'group' is unknown"),
+        (lambda: MLP((4,), 2, input_norm="group"), "input_norm 'group' is unknown"),
+        (lambda: MLP((4,), 2, bottleneck=-1), r"bottleneck must be a width >= 0"),
+        (lambda: CNN((1, 8, 8), 2, norm="instance"), "norm 'instance' is unknown"),
         (lambda: CNN((64,), 2), r"CNN needs \(C, H, W\) images"),
         (lambda: CNN((1, 8, 8), 2, kernel_size=2), "kernel_size must be a positive odd"),
         (lambda: RNN((1, 8, 8), 2), r"RNN needs \(T, F\) sequences"),
@@ -97,3 +100,42 @@ def test_transformer_tokens_ignore_padding(pooling: str) -> None:
 
 def test_vit_reads_mnist_sized_images_in_patches() -> None:
     assert ViT((1, 28, 28), 10, patch=4, width=32)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _zero_weights(net: nn.Module) -> None:
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                module.weight.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_skip_connections_carry_the_input_past_each_block(residual: bool) -> None:
+    x = torch.randn(5, 8)
+    mlp = MLP((8,), 2, hidden_sizes=[8, 8], residual=residual)
+    _zero_weights(mlp)  # each block's own path now outputs relu(0) = 0
+    assert torch.equal(mlp.body(x), x if residual else torch.zeros_like(x))
+
+    images = torch.randn(2, 4, 8, 8)
+    cnn = CNN((4, 8, 8), 2, channels=[4], norm=None, pool="none", residual=residual)
+    _zero_weights(cnn)
+    assert torch.equal(cnn.features(images), images if residual else torch.zeros_like(images))
+
+
+def test_each_component_is_a_switch() -> None:
+    plain = MLP((64,), 10, hidden_sizes=[256, 128], dropout=0.3)
+    # The default net: today's layers and parameter count.
+    assert sum(p.numel() for p in plain.parameters()) == 64 * 256 + 256 + 256 * 128 + 128 + 1290
+    full = MLP(
+        (64,), 10, dropout=0.3, norm="batch", input_norm="layer", residual=True, bottleneck=16
+    )
+    kinds = [type(m) for m in full.modules()]
+    assert isinstance(full.input_norm, nn.LayerNorm) and kinds.count(nn.BatchNorm1d) == 2
+    assert kinds.count(nn.Dropout) == 2 and full.head.in_features == 16
+    assert isinstance(MLP((4,), 2, activation="leaky_relu").body[0].layers[1], nn.LeakyReLU)
+    cnn = CNN((1, 8, 8), 10, norm="layer", input_norm="batch", residual=True)
+    kinds = [type(m) for m in cnn.modules()]
+    assert kinds.count(nn.GroupNorm) == 2 and isinstance(cnn.input_norm, nn.BatchNorm2d)
+    assert not any(k is nn.BatchNorm2d for k in [type(m) for m in cnn.features.modules()])

@@ -11,15 +11,52 @@ from torch import nn
 from trainlab.nets.layers import (
     ActivationSpec,
     check_dropout,
+    check_norm,
     check_positive_ints,
     make_activation,
+    make_norm,
 )
 
 POOLS = ("max", "avg", "none")
 
 
+class ConvBlock(nn.Module):
+    """``conv -> [norm] -> act``, plus the input when ``residual`` (through a 1x1 convolution
+    where the channels change)."""
+
+    def __init__(
+        self,
+        channels: int,
+        out: int,
+        kernel_size: int,
+        norm: str | None,
+        activation: ActivationSpec,
+        residual: bool,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, out, kernel_size, padding=kernel_size // 2, bias=norm is None)
+        ]
+        if norm is not None:
+            layers.append(make_norm(norm, out, dims=2))
+        layers.append(make_activation(activation))
+        self.layers = nn.Sequential(*layers)
+        self.skip: nn.Module | None = None
+        if residual:
+            self.skip = (
+                nn.Identity() if channels == out else nn.Conv2d(channels, out, 1, bias=False)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(x)
+        return out if self.skip is None else out + self.skip(x)
+
+
 class CNN(nn.Module):
-    """Conv blocks ``conv -> [batch norm] -> act -> pool``, then an MLP head.
+    """``Input -> [input norm] -> conv blocks -> [bottleneck] -> head``.
+
+    A conv block is ``conv -> [norm] -> act`` with an optional skip connection, then pooling;
+    every optional part is a switch, so an ablation removes one at a time.
 
     Each block halves the spatial size while it is at least 2, so the net fits 8x8 digits
     and 28x28 MNIST alike.
@@ -30,10 +67,14 @@ class CNN(nn.Module):
         channels: output channels of each conv block.
         kernel_size: odd kernel size; padding keeps the spatial size.
         pool: ``"max"``, ``"avg"`` or ``"none"`` after each block.
-        batch_norm: batch normalisation after each convolution.
+        norm: ``"batch"``, ``"layer"`` (one group over channels and pixels) or ``None`` after
+            each convolution.
         activation: name or ``nn.Module`` class.
-        hidden: width of the head's hidden layer; 0 for a linear head.
+        hidden: width of the head's hidden (bottleneck) layer; 0 for a linear head.
         dropout: dropout before the head's layers, in [0, 1).
+        input_norm: ``"batch"``, ``"layer"`` or ``None``: a learnt normalisation of the input
+            image (on top of the data's fixed normalisation).
+        residual: add each conv block's input to its output (skip connections).
 
     Raises:
         ValueError: the input is not an image, or a setting is out of range.
@@ -48,10 +89,12 @@ class CNN(nn.Module):
         channels: Sequence[int] = (32, 64),
         kernel_size: int = 3,
         pool: str = "max",
-        batch_norm: bool = True,
+        norm: str | None = "batch",
         activation: ActivationSpec = "relu",
         hidden: int = 128,
         dropout: float = 0.0,
+        input_norm: str | None = None,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
@@ -64,15 +107,13 @@ class CNN(nn.Module):
         if hidden < 0:
             raise ValueError(f"hidden must be >= 0, got {hidden}")
         p = check_dropout(dropout)
+        check_norm(norm, "norm")
+        check_norm(input_norm, "input_norm")
         c, h, w = input_shape
+        self.input_norm = nn.Identity() if input_norm is None else make_norm(input_norm, c, dims=2)
         blocks: list[nn.Module] = []
         for out in chans:
-            blocks.append(
-                nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
-            )
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(out))
-            blocks.append(make_activation(activation))
+            blocks.append(ConvBlock(c, out, kernel_size, norm, activation, residual))
             if pool != "none" and min(h, w) >= 2:
                 blocks.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
                 h, w = h // 2, w // 2
@@ -87,4 +128,4 @@ class CNN(nn.Module):
         self.head = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, C, H, W) -> (B, num_outputs)
+        return self.head(self.features(self.input_norm(x)))  # (B, C, H, W) -> (B, num_outputs)

@@ -66,3 +66,21 @@ def check_positive_ints(
 def flat_size(shape: Sequence[int]) -> int:
     """Number of features in one sample of ``shape``."""
     return math.prod(shape)
+
+
+NORMS = ("batch", "layer")
+
+
+def check_norm(norm: str | None, name: str = "norm") -> str | None:
+    """Return ``norm`` if it is ``None`` or one of :data:`NORMS`."""
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"{name} {norm!r} is unknown; use one of {NORMS} or null")
+    return norm
+
+
+def make_norm(norm: str, width: int, dims: int = 1) -> nn.Module:
+    """Batch or layer normalisation over ``width`` features (``dims=2``: channels of images,
+    where layer norm is one group over channels and pixels)."""
+    if norm == "batch":
+        return nn.BatchNorm1d(width) if dims == 1 else nn.BatchNorm2d(width)
+    return nn.LayerNorm(width) if dims == 1 else nn.GroupNorm(1, width)
