@@ -279,3 +279,34 @@ def test_bad_long_range_settings(kwargs: dict[str, object], message: str) -> Non
 
     with pytest.raises(ConfigError, match=message):
         LongRangeDataModule(**kwargs)  # type: ignore[arg-type]
+
+
+def test_k_folds_validate_on_each_sample_once_and_never_touch_the_test_split() -> None:
+    folds = [SklearnDataModule("wine", folds=5, fold=k, normalize="none") for k in range(5)]
+    for dm in folds:
+        dm.setup()
+    rows = lambda x: {tuple(r) for r in x.numpy().round(5)}  # noqa: E731
+    test = rows(folds[0].tensors("test")[0])
+    vals = [folds[k].tensors("val")[0] for k in range(5)]
+    assert all(rows(dm.tensors("test")[0]) == test for dm in folds)
+    seen = [r for v in vals for r in rows(v)]
+    rest = rows(folds[0].tensors("train")[0]) | rows(vals[0])
+    assert len(seen) == len(set(seen)) and set(seen) == rest and not set(seen) & test
+    per_class = torch.bincount(torch.cat([folds[0].tensors(s)[1] for s in ("train", "val")]))
+    for dm in folds:  # stratified: every fold holds a fifth of each class
+        counts = torch.bincount(dm.tensors("val")[1], minlength=3)
+        assert ((counts - per_class / 5).abs() <= 1).all()
+        assert len(dm.tensors("train")[0]) + len(dm.tensors("val")[0]) == len(rest)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"folds": 1}, "data.folds must be an integer >= 2 or null, got 1"),
+        ({"folds": 5, "fold": 5}, r"data.fold must be one of 0..4, got 5"),
+        ({"fold": 2}, r"data.fold must be one of 0 \(data.folds is not set\), got 2"),
+    ],
+)
+def test_bad_fold_settings_fail_early(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SklearnDataModule("iris", **kwargs)

@@ -20,6 +20,7 @@ def _main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
     from lightning.pytorch.utilities import rank_zero_only
 
+    from trainlab.experiments.baselines import baseline_summary
     from trainlab.runtime.ddp import JobScope
     from trainlab.runtime.training import fit, objective
     from trainlab.sweeps import survive
@@ -39,6 +40,8 @@ def _main(cfg: DictConfig) -> float | None:
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
+        if baselines := baseline_summary(metrics, "test"):
+            print(f"baselines on test: {baselines}")
     return objective(metrics, cfg.get("optimized_metric"))
 
 

@@ -78,6 +78,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         shuffle_seed: seed of the training batch order; by default the global seed when set.
         leakage: what to do about inputs that appear in two splits (exact duplicates):
             ``warn`` (default), ``error``, or ``ignore``. The counts are in ``leakage_counts``.
+        folds: k-fold cross-validation: with ``folds=k``, the data left after the test split
+            is cut into k folds (stratified for classification) and fold ``fold`` is the
+            validation split; ``val_fraction`` is then unused. The test split is held out of
+            every fold. Sweep ``data.fold=0,1,...,k-1`` like seeds.
+        fold: which fold validates, in ``[0, folds)``.
 
     Raises:
         ConfigError: a value is out of range.
@@ -93,8 +98,18 @@ class InMemoryDataModule(pl.LightningDataModule):
         normalize: str = "feature",
         shuffle_seed: int | None = None,
         leakage: str = "warn",
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        if folds is not None and (
+            isinstance(folds, bool) or not isinstance(folds, int) or folds < 2
+        ):
+            raise ConfigError(f"data.folds must be an integer >= 2 or null, got {folds!r}")
+        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < (folds or 1):
+            valid = f"0..{folds - 1}" if folds else "0 (data.folds is not set)"
+            raise ConfigError(f"data.fold must be one of {valid}, got {fold!r}")
+        self.folds, self.fold = folds, fold
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
@@ -282,8 +297,33 @@ class InMemoryDataModule(pl.LightningDataModule):
         else:
             x_rest, x_test, y_rest, y_test = cut(meta.x, meta.y, self.test_fraction)
             val_frac = self.val_fraction / (1.0 - self.test_fraction)
-        x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_frac)
+        if self.folds is not None:
+            x_train, x_val, y_train, y_val = self._cut_fold(x_rest, y_rest, meta.task)
+        else:
+            x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_frac)
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+
+    def _cut_fold(self, x: np.ndarray, y: np.ndarray, task: str) -> list[np.ndarray]:
+        """Fold ``self.fold`` of ``self.folds`` as validation, the others as training."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        assert self.folds is not None
+        if task == "classification" and np.bincount(y).min() >= self.folds:
+            splitter: Any = StratifiedKFold(self.folds, shuffle=True, random_state=self.split_seed)
+        else:
+            if task == "classification":
+                warnings.warn(
+                    f"a class has fewer than data.folds={self.folds} samples; folds are not "
+                    "stratified",
+                    stacklevel=2,
+                )
+            splitter = KFold(self.folds, shuffle=True, random_state=self.split_seed)
+        if len(x) < self.folds:
+            raise ConfigError(
+                f"data.folds={self.folds} needs at least as many samples, got {len(x)}"
+            )
+        train, val = list(splitter.split(x, y))[self.fold]
+        return [x[train], x[val], y[train], y[val]]
 
     def _check_leakage(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         if self.leakage == "ignore":

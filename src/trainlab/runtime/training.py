@@ -19,6 +19,7 @@ from trainlab.callbacks.monitor import MonitorCheck
 from trainlab.callbacks.random_state import RandomState
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
+from trainlab.experiments.baselines import Baselines, fit_baselines, judge
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import CONFIG_DIR, save_config
 from trainlab.runtime.environment import describe
@@ -41,6 +42,11 @@ def check_top_level(cfg: DictConfig) -> None:
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
     if ckpt_path := cfg.get("ckpt_path"):
         check_checkpoint(ckpt_path, resume=True)
+    if not isinstance(cfg.get("baselines", True), bool):
+        raise ConfigError(f"baselines must be true or false, got {cfg.baselines!r}")
+    cap = cfg.get("baseline_samples", 5000)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+        raise ConfigError(f"baseline_samples must be a positive integer, got {cap!r}")
 
 
 TRAINER_INTS = (
@@ -145,9 +151,14 @@ def fit(cfg: DictConfig) -> dict[str, float]:
             report = getattr(callback, "report_metrics", None)
             if callable(report):
                 metrics.update(report())
+    baselines = None
+    if trainer.is_global_zero and cfg.get("test", True) and cfg.get("baselines", True):
+        baselines = score_baselines(cfg, model, dm, metrics, trainer)
+        metrics.update(baselines.metrics)
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,
+            "baselines": baselines.as_dict() if baselines is not None else None,
             "best_checkpoint": best or None,
             "epochs": epochs,
             "global_step": steps,
@@ -157,6 +168,25 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
         (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
     return metrics
+
+
+def score_baselines(
+    cfg: DictConfig, model: Any, dm: Any, metrics: dict[str, float], trainer: pl.Trainer
+) -> Baselines:
+    """Fit the run's baselines, say whether the network beats them, and log their numbers to
+    every logger."""
+    found = fit_baselines(model, dm, cfg.get("baseline_samples", 5000), cfg.seed or 0)
+    monitor = getattr(model, "hparams", {}).get("monitor")
+    if monitor:
+        judge(metrics, found, monitor, model.hparams.get("mode", "min"))
+    for note in found.notes:
+        log.info("baselines: %s", note)
+    if found.verdict:
+        log.log(logging.INFO if found.beaten else logging.WARNING, "%s", found.verdict)
+    for logger in trainer.loggers if found.metrics else []:
+        logger.log_metrics(found.metrics, step=trainer.global_step)
+        logger.save()
+    return found
 
 
 @contextmanager

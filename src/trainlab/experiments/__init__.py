@@ -1,0 +1,1 @@
+"""Experiments rather than runs: baselines in every run, statistics and reports over sweeps."""

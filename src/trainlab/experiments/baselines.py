@@ -1,0 +1,204 @@
+"""Cheap reference models fitted on the run's own splits: is the network worth its cost?
+
+Every classification or regression run also fits a trivial predictor (the training class
+frequencies / the training mean) and a linear one (logistic regression / ridge on the
+flattened, standardised inputs), and scores both with the model's own loss and metrics on the
+same validation and test batches. Their numbers go into ``metrics.json`` as
+``baseline/<name>/<split>/<metric>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.models.base import Model
+from trainlab.models.metrics import flatten
+from trainlab.models.outputs import split_loader
+
+log = logging.getLogger(__name__)
+SCORED = ("val", "test")
+NAMES = {"classification": ("majority", "logistic"), "regression": ("mean", "ridge")}
+
+
+@dataclass
+class Baselines:
+    """What the baselines scored, and what a person should know about them."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    reference: str | None = None  # the strongest baseline fitted: linear where it could be
+    verdict: str | None = None  # the network against the reference, in words
+    beaten: bool | None = None  # whether the network beat the reference on validation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "beaten": self.beaten,
+            "verdict": self.verdict,
+            "notes": self.notes,
+        }
+
+
+def collect(loader: Iterable[Any], limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, y)`` of a loader's first ``limit`` samples (all without a limit)."""
+    xs, ys, n = [], [], 0
+    for batch in loader:
+        if not (isinstance(batch, list | tuple) and len(batch) >= 2):
+            raise TypeError("baselines need (x, y) batches")
+        x, y = batch[0], batch[1]
+        xs.append(x.detach().cpu())
+        ys.append(y.detach().cpu())
+        n += len(x)
+        if limit is not None and n >= limit:
+            break
+    x, y = torch.cat(xs), torch.cat(ys)
+    return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+
+def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -> Baselines:
+    """Fit and score the trivial and the linear baseline for ``model`` on ``dm``'s splits.
+
+    Args:
+        model: a trainlab :class:`~trainlab.models.base.Model` (its loss and metrics score
+            the baselines); any other LightningModule gets no baselines, with a note.
+        dm: the run's DataModule, read through :func:`~trainlab.models.outputs.split_loader`.
+        max_samples: at most this many training samples fit the linear baseline.
+        seed: seeds the linear fit.
+    """
+    found = Baselines()
+    task = getattr(dm, "task", None)
+    if not isinstance(model, Model) or task not in NAMES:
+        found.notes.append(
+            f"no baselines for {type(model).__name__} on a {task} task (they need a trainlab "
+            "Model for classification or regression)"
+        )
+        return found
+    try:
+        x_train, y_train = collect(split_loader(dm, "train"), max_samples)
+        scored = {split: collect(split_loader(dm, split)) for split in SCORED}
+    except TypeError as err:
+        found.notes.append(f"no baselines: {err}")
+        return found
+    total = _train_size(dm)
+    if total is not None and total > len(x_train):
+        found.notes.append(
+            f"the linear baseline was fit on {len(x_train)} of {total} training samples "
+            f"(baseline_samples={max_samples})"
+        )
+    trivial, linear = NAMES[task]
+    predictors = {trivial: _trivial(task, y_train, model)}
+    if x_train.is_floating_point():
+        predictors[linear] = _linear(task, x_train, y_train, model, seed)
+    else:
+        found.notes.append(
+            f"no {linear} baseline: the inputs are {x_train.dtype} ids, not features"
+        )
+    for name, predict in predictors.items():
+        for split, (x, y) in scored.items():
+            for metric, value in _score(model, predict(x), y, split).items():
+                found.metrics[f"baseline/{name}/{split}/{metric}"] = value
+    found.reference = linear if linear in predictors else trivial
+    return found
+
+
+def _train_size(dm: Any) -> int | None:
+    tensors = getattr(dm, "tensors", None)
+    if callable(tensors):
+        return len(tensors("train")[0])
+    return None
+
+
+def _trivial(task: str, y: torch.Tensor, model: Model) -> Any:
+    """Class frequencies of the training split (their argmax is the majority class), or the
+    training mean."""
+    if task == "classification":
+        k = model.hparams["num_classes"]
+        freq = torch.bincount(y.long(), minlength=k).double() / len(y)
+        logits = freq.clamp_min(1e-12).log().float()
+        return lambda x: logits.expand(len(x), k)
+    mean = y.float().mean(dim=0)
+    return lambda x: mean.expand(len(x), *mean.shape).reshape(len(x), -1)
+
+
+def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int) -> Any:
+    """Logistic regression or ridge on the flattened inputs, standardised on the training
+    samples."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = x.flatten(1).double().numpy()
+    if task == "classification":
+        estimator = LogisticRegression(max_iter=300, random_state=seed)
+        target = y.long().numpy()
+    else:
+        estimator = Ridge(alpha=1.0)
+        target = y.reshape(len(y), -1).double().numpy()
+    pipeline = make_pipeline(StandardScaler(), estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline.fit(features, target)
+
+    if task == "classification":
+        k = model.hparams["num_classes"]
+        seen = pipeline.classes_
+
+        def predict(x_new: torch.Tensor) -> torch.Tensor:
+            probs = np.full((len(x_new), k), 1e-12)
+            probs[:, seen] = pipeline.predict_proba(x_new.flatten(1).double().numpy())
+            return torch.from_numpy(np.log(np.clip(probs, 1e-12, None))).float()
+
+        return predict
+    return lambda x_new: torch.from_numpy(
+        pipeline.predict(x_new.flatten(1).double().numpy()).reshape(len(x_new), -1)
+    ).float()
+
+
+@torch.no_grad()
+def _score(model: Model, out: torch.Tensor, y: torch.Tensor, split: str) -> dict[str, float]:
+    """The model's own loss and metrics for outputs ``out`` (logits or standardised values)."""
+    metrics = model.split_metrics(split).clone().to("cpu")
+    metrics.reset()
+    metrics.update(*model.metric_inputs(out, y))
+    values = {"loss": model.loss(out, y), **flatten(metrics.compute(), model.metric_labels())}
+    return {k: float(v) for k, v in values.items()}
+
+
+def judge(metrics: dict[str, float], baselines: Baselines, monitor: str, mode: str) -> None:
+    """Whether the network beats the reference baseline on ``monitor`` (validation): fills in
+    ``baselines.beaten`` and ``baselines.verdict``."""
+    name = baselines.reference
+    key = f"baseline/{name}/{monitor}"
+    if key not in baselines.metrics or not math.isfinite(metrics.get(monitor, math.nan)):
+        return
+    net, base = metrics[monitor], baselines.metrics[key]
+    baselines.beaten = net > base if mode == "max" else net < base
+    if baselines.beaten:
+        baselines.verdict = (
+            f"the network beats the {name} baseline on {monitor}: {net:.4g} vs {base:.4g}"
+        )
+    else:
+        baselines.verdict = (
+            f"the network does not beat the {name} baseline on {monitor}: {net:.4g} vs "
+            f"{base:.4g}. A {name} model does as well here; try more data, a better-suited net "
+            "or other hyperparameters, or use the simpler model"
+        )
+
+
+def baseline_summary(metrics: dict[str, float], split: str) -> str:
+    """``"logistic acc 0.96, f1 0.96; majority acc 0.1, f1 0.02"`` for ``split``."""
+    found: dict[str, list[str]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == "baseline" and parts[2] == split:
+            found.setdefault(parts[1], []).append(f"{parts[3]} {value:.4g}")
+    return "; ".join(f"{name} " + ", ".join(values) for name, values in found.items())

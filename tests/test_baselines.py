@@ -1,0 +1,92 @@
+"""Baselines in every run: scored like the network, on the same splits, and judged in words."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import DictConfig
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from tests.test_train import QUICK
+from trainlab.errors import ConfigError
+from trainlab.runtime.build import build_data
+from trainlab.runtime.training import fit
+
+MakeCfg = Callable[..., DictConfig]
+
+
+def _summary(cfg: DictConfig) -> dict:
+    return json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+
+
+def test_baselines_are_scored_on_the_runs_own_splits(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(*QUICK)
+    metrics = fit(cfg)
+    saved = _summary(cfg)["metrics"]
+    for name in ("majority", "logistic"):
+        for split in ("val", "test"):
+            for metric in ("loss", "acc", "f1"):
+                assert np.isfinite(saved[f"baseline/{name}/{split}/{metric}"])
+    assert metrics["baseline/logistic/test/acc"] == saved["baseline/logistic/test/acc"]
+
+    # By hand, on the same split: logistic regression on standardised flattened inputs.
+    dm = build_data(cfg)
+    (x_train, y_train), (x_test, y_test) = dm.tensors("train"), dm.tensors("test")
+    scaler = StandardScaler().fit(x_train.flatten(1).numpy())
+    clf = LogisticRegression(max_iter=300, random_state=cfg.seed)
+    clf.fit(scaler.transform(x_train.flatten(1).numpy()), y_train.numpy())
+    by_hand = (clf.predict(scaler.transform(x_test.flatten(1).numpy())) == y_test.numpy()).mean()
+    assert saved["baseline/logistic/test/acc"] == pytest.approx(by_hand, abs=1e-6)
+    majority = np.bincount(y_train.numpy()).argmax()
+    assert saved["baseline/majority/test/acc"] == pytest.approx((y_test.numpy() == majority).mean())
+    assert saved["baseline/majority/test/acc"] < 0.2 < 0.9 < saved["baseline/logistic/test/acc"]
+
+
+def test_a_net_that_does_not_beat_the_linear_baseline_is_told_so(
+    make_cfg: MakeCfg, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two epochs of an MLP on 442 rows of diabetes data: ridge regression does better.
+    cfg = make_cfg(
+        "experiment=diabetes_regression", "model.monitor=val/r2", "model.mode=max", *QUICK
+    )
+    with caplog.at_level(logging.WARNING):
+        metrics = fit(cfg)
+    summary = _summary(cfg)
+    assert metrics["val/r2"] < metrics["baseline/ridge/val/r2"]
+    assert summary["baselines"]["beaten"] is False
+    assert "does not beat the ridge baseline on val/r2" in summary["baselines"]["verdict"]
+    assert "does not beat the ridge baseline" in caplog.text
+    # The trivial predictor (the training mean) explains nothing on new data.
+    assert abs(metrics["baseline/mean/test/r2"]) < 0.1
+    assert 20 < metrics["baseline/ridge/test/mae"] < 200  # in the target's units, like the net
+
+
+def test_baselines_can_be_capped_and_switched_off(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg("baseline_samples=100", *QUICK)
+    fit(cfg)
+    notes = _summary(cfg)["baselines"]["notes"]
+    assert any(re.search(r"fit on 100 of 1\d{3} training samples", n) for n in notes), notes
+
+    off = make_cfg("baselines=false", *QUICK)
+    metrics = fit(off)
+    assert not [k for k in metrics if k.startswith("baseline/")]
+    assert _summary(off)["baselines"] is None
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("baselines=maybe", "baselines must be true or false, got 'maybe'"),
+        ("baseline_samples=0", "baseline_samples must be a positive integer, got 0"),
+    ],
+)
+def test_bad_baseline_settings_fail_early(make_cfg: MakeCfg, override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        fit(make_cfg(override, *QUICK))
