@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow train test test-slow test-full lint format typecheck bench clean
+.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ install-mlflow: $(STAMP)  ## add the optional MLflow logger (~400 MB)
 
 train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ..." adds overrides
 	$(BIN)/python -m trainlab.train $(ARGS)
+
+report: $(STAMP)  ## report over runs: DIR=<sweep dir | run dirs | glob>
+	$(BIN)/python -m trainlab.report $(DIR) $(ARGS)
 
 test: $(STAMP)  ## the fast tests
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

@@ -76,7 +76,7 @@ def test_vanishing_gradients_in_a_deep_sigmoid_mlp(make_cfg: MakeCfg) -> None:
     )
     events = diagnostics["gradient_health"]["events"]  # type: ignore[index]
     assert [e["kind"] for e in events] == ["vanishing_gradients"]
-    assert "net.body.0.weight" in events[0]["layers"] and "ReLU" in events[0]["message"]
+    assert "net.body.0.layers.0.weight" in events[0]["layers"] and "ReLU" in events[0]["message"]
 
 
 def test_huge_learning_rate_stops_the_run_and_keeps_the_last_good_checkpoint(
@@ -112,11 +112,11 @@ def test_dead_units_after_a_strongly_negative_bias(make_cfg: MakeCfg) -> None:
     )
     events = diagnostics["dead_units"]["events"]  # type: ignore[index]
     assert [e["kind"] for e in events] == ["dead_units"]
-    assert events[0]["layers"] == {"net.body.1": 1.0, "net.body.4": 1.0}
+    assert events[0]["layers"] == {"net.body.0.layers.1": 1.0, "net.body.1.layers.1": 1.0}
     assert "leaky_relu" in events[0]["message"]
-    logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(subset=["dead_units/net.body.1"])
+    logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(subset=["dead_units/net.body.0.layers.1"])
     # each training epoch (not the validation of the best checkpoint after fit)
-    assert logged["epoch"].tolist() == [0, 1] and (logged["dead_units/net.body.4"] == 1.0).all()
+    assert logged["epoch"].tolist() == [0, 1] and (logged["dead_units/net.body.1.layers.1"] == 1.0).all()
 
 
 def test_a_run_that_never_learns_is_named_so(

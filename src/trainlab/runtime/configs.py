@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,6 +29,34 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "optuna_direction", lambda mode: _DIRECTIONS[mode], replace=True
     )
+    OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
+    OmegaConf.register_new_resolver("job_name", job_name, replace=True)
+
+
+def _multirun() -> Any:
+    """Hydra's runtime config when this job belongs to a sweep, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    return hydra if hydra.mode == RunMode.MULTIRUN else None
+
+
+def sweep_group(run_name: str) -> str | None:
+    """``${sweep_group:${run_name}}``: ``<run_name>/<sweep directory name>`` (the sweep's name
+    and start time) for every job of a sweep, so a tracker groups them; None for a single run."""
+    hydra = _multirun()
+    return f"{run_name}/{Path(str(hydra.sweep.dir)).name}" if hydra is not None else None
+
+
+def job_name(run_name: str) -> str:
+    """``${job_name:${run_name}}``: in a sweep, the run name and the job's own overrides
+    (``digits_mlp[net.norm=batch,seed=2]``); else the run name."""
+    hydra = _multirun()
+    overrides = str(hydra.job.override_dirname) if hydra is not None else ""
+    return f"{run_name}[{overrides}]" if overrides else run_name
 
 
 def discard_untouched_run_dir(run_dir: str | Path, up_to: str | Path | None = None) -> bool:

@@ -1,0 +1,291 @@
+"""A report over any set of runs: one row per job, groups of repeats with confidence intervals,
+the baselines as reference rows, an ablation view, and plots.
+
+It reads run directories only (see :mod:`trainlab.experiments.runs`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.experiments.runs import REPEATS, Run, find_runs, read_run, select
+from trainlab.experiments.stats import Paired, Summary, paired, summarize
+
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "nll", "ece", "mce", "brier", "error")
+PROPORTIONS = ("acc", "f1", "auroc", "precision", "recall", "accuracy")
+ABLATION_KEY = "ablation"
+FULL = "full"
+
+
+def lower_is_better(metric: str) -> bool:
+    name = metric.rsplit("/", 1)[-1]
+    return any(name.startswith(word) for word in LOWER_IS_BETTER)
+
+
+@dataclass
+class Group:
+    """Runs that differ only in their repeats (seed, fold)."""
+
+    key: tuple[tuple[str, str], ...]
+    runs: list[Run]
+    stats: dict[str, Summary] = field(default_factory=dict)
+    swept: tuple[str, ...] = ()  # the keys that differ between groups: the label shows these
+
+    @property
+    def label(self) -> str:
+        shown = [(k, v) for k, v in self.key if k in self.swept]
+        return " ".join(f"{k}={v}" for k, v in shown) or "(all runs)"
+
+    def finished(self) -> list[Run]:
+        return [r for r in self.runs if r.status == "ok"]
+
+
+@dataclass
+class Ablation:
+    """One removed component against the full model, paired by seed."""
+
+    component: str
+    test: Paired
+    metric: str
+    verdict: str
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    try:
+        return str(path.relative_to(root)) if root else str(path)
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    metric: str  # the optimised metric
+    mode: str  # "max" or "min"
+    headline: list[str]
+    swept: list[str]
+    groups: list[Group]
+    baselines: dict[str, dict[str, Summary]]
+    ablations: list[Ablation]
+    optuna: bool
+    root: Path | None = None  # where the report is written; job paths are shown relative to it
+
+    @property
+    def best(self) -> Group | None:
+        scored = [g for g in self.groups if math.isfinite(g.stats[self.metric].mean)]
+        return scored[0] if scored else None
+
+
+def build(targets: Iterable[str | Path]) -> Report:
+    """Read every run under ``targets`` and work out groups, baselines and the ablation view."""
+    runs = [read_run(path) for path in find_runs(targets)]
+    readable = [r for r in runs if r.config]
+    first = readable[0] if readable else None
+    metric = str(select(first, "optimized_metric") or "val/loss") if first else "val/loss"
+    mode = "min" if lower_is_better(metric) else "max"
+    if first is not None and select(first, "model.monitor") == metric:
+        mode = str(select(first, "model.mode") or mode)
+    headline = _headline(runs, metric)
+
+    keys = sorted({k for r in runs for k in r.overrides if k not in REPEATS})
+    swept = [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
+    groups: dict[tuple[tuple[str, str], ...], Group] = {}
+    for run in runs:
+        groups.setdefault(run.group, Group(run.group, [], swept=tuple(swept))).runs.append(run)
+    for group in groups.values():
+        ok = group.finished()
+        group.stats = {m: summarize([r.metrics.get(m, math.nan) for r in ok]) for m in headline}
+    sign = -1.0 if mode == "max" else 1.0
+    ordered = sorted(
+        groups.values(),
+        key=lambda g: (
+            not math.isfinite(g.stats[metric].mean),
+            sign * g.stats[metric].mean if math.isfinite(g.stats[metric].mean) else 0.0,
+        ),
+    )
+    optuna = any("optuna" in str(select(r, "hydra.sweeper._target_") or "") for r in runs)
+    return Report(
+        runs=runs,
+        metric=metric,
+        mode=mode,
+        headline=headline,
+        swept=swept,
+        groups=ordered,
+        baselines=_baselines(runs, headline),
+        ablations=_ablations(runs, metric, mode, swept),
+        optuna=optuna or any(_optuna_run(r) for r in runs),
+    )
+
+
+def _headline(runs: Sequence[Run], metric: str) -> list[str]:
+    """The optimised metric, then val and test of it, of the loss and of one more metric the
+    runs logged for both splits (the model's first)."""
+    logged = [k.split("/", 1)[1] for r in runs for k in r.metrics if k.startswith("val/")]
+    both = [n for n in dict.fromkeys(logged) if any(f"test/{n}" in r.metrics for r in runs)]
+    names = list(dict.fromkeys([metric.split("/", 1)[-1], "loss", *both]))[:3]
+    found = [f"{split}/{name}" for name in names for split in ("val", "test")]
+    return [metric, *[m for m in found if m != metric]]
+
+
+def _optuna_run(run: Run) -> bool:
+    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
+    try:
+        return hydra_yaml.is_file() and "optuna" in hydra_yaml.read_text()
+    except OSError:
+        return False
+
+
+def _baselines(runs: Sequence[Run], headline: Sequence[str]) -> dict[str, dict[str, Summary]]:
+    names = sorted({k.split("/")[1] for r in runs for k in r.metrics if k.startswith("baseline/")})
+    ok = [r for r in runs if r.status == "ok"]
+    return {
+        name: {
+            m: summarize([r.metrics.get(f"baseline/{name}/{m}", math.nan) for r in ok])
+            for m in headline
+        }
+        for name in names
+    }
+
+
+def _ablations(runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]) -> list[Ablation]:
+    """Each ``ablation=<variant>`` against ``ablation=full``, paired by seed (and fold) within
+    the same other overrides."""
+    variants = [r for r in runs if ABLATION_KEY in r.overrides and r.status == "ok"]
+    by_setting: dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]] = {}
+    for run in variants:
+        rest = tuple((k, v) for k, v in run.group if k != ABLATION_KEY and k in swept)
+        variant = run.overrides[ABLATION_KEY]
+        by_setting.setdefault(rest, {}).setdefault(variant, {})[run.repeat()] = run.metrics.get(
+            metric, math.nan
+        )
+    found = []
+    for rest, by_variant in by_setting.items():
+        full = by_variant.get(FULL)
+        if full is None:
+            continue
+        for variant, values in sorted(by_variant.items()):
+            if variant == FULL:
+                continue
+            seeds = sorted(set(full) & set(values))
+            test = paired([full[s] for s in seeds], [values[s] for s in seeds])
+            component = variant.removeprefix("no_").replace("_", " ")
+            if rest:
+                component += " (" + " ".join(f"{k}={v}" for k, v in rest) + ")"
+            found.append(Ablation(component, test, metric, _verdict(component, test, metric, mode)))
+    return found
+
+
+def _verdict(component: str, test: Paired, metric: str, mode: str) -> str:
+    """``"removing norm worsens val/acc by 1.2 ± 0.4 points (95% CI of the change [-1.6,
+    -0.8], p = 0.01, n = 5)"``; ± is the interval's half-width."""
+    if test.n < 2:
+        return f"removing {component}: too few paired seeds ({test.n}) to judge"
+    points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
+    scale, unit = (100.0, " points") if points else (1.0, "")
+    d = test.diff
+    worse = d.mean < 0 if mode == "max" else d.mean > 0
+    size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
+    interval = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}]"
+    effect = "worsens" if worse else "improves"
+    text = f"removing {component} {effect} {metric} by {size} ({interval}, p = {test.p:.2g}"
+    text += f", n = {test.n})"
+    return text if test.p < 0.05 else text + ": within seed noise"
+
+
+# -- tables ---------------------------------------------------------------------------------
+def _fmt(value: float, digits: int = 4) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _cell(s: Summary) -> str:
+    if s.n == 0:
+        return ""
+    if s.n == 1:
+        return _fmt(s.mean)
+    return f"{_fmt(s.mean)} ± {_fmt(s.std, 2)} [{_fmt(s.low)}, {_fmt(s.high)}]"
+
+
+def job_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per job: overrides, status, error, epochs and headline metrics."""
+    rows = []
+    for run in report.runs:
+        row: dict[str, Any] = {
+            "job": run.number if run.number is not None else "",
+            "run": _relative(run.path, report.root),
+            **{k: run.overrides.get(k, "") for k in [*report.swept, *REPEATS]},
+            "status": run.status,
+            "error": run.error,
+            "epochs": run.epochs if run.epochs is not None else "",
+        }
+        row.update({m: run.metrics.get(m, math.nan) for m in report.headline})
+        rows.append(row)
+    return rows
+
+
+def group_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per group (and per baseline): n, then mean ± std [95% CI] per headline metric."""
+    best = report.best
+    rows = []
+    for group in report.groups:
+        row: dict[str, Any] = {
+            "group": group.label + (" (best)" if group is best else ""),
+            "n": f"{len(group.finished())}/{len(group.runs)}",
+        }
+        row.update({m: _cell(group.stats[m]) for m in report.headline})
+        rows.append(row)
+    for name, stats in report.baselines.items():
+        row = {"group": f"baseline: {name}", "n": str(max(s.n for s in stats.values()))}
+        row.update({m: _cell(stats[m]) for m in report.headline})
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)\n"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [_fmt(v) if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def console_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)"
+    columns = list(rows[0])
+    cells = [[_fmt(v) if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def markdown(report: Report, images: Sequence[Path]) -> str:
+    statuses = [r.status for r in report.runs]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    best = report.best
+    parts = [
+        "# Report\n",
+        f"{len(report.runs)} runs ({counts}); optimised metric `{report.metric}` "
+        f"({'higher' if report.mode == 'max' else 'lower'} is better); swept: "
+        f"{', '.join(report.swept) or 'nothing but repeats'}.\n",
+        f"Best group: **{best.label}**.\n" if best else "",
+        "\n## Groups\n\nmean ± std [95% CI] over the repeats (seeds, folds) of each "
+        "configuration; baselines are fitted in every run on the same splits.\n",
+        markdown_table(group_rows(report)),
+    ]
+    if report.ablations:
+        parts += [
+            "\n## Ablation\n\nEach component removed from the full model, paired by seed; "
+            "± is the half-width of the 95% CI.\n"
+        ]
+        parts += [f"- {a.verdict}\n" for a in report.ablations]
+    parts += ["\n## Jobs\n\n", markdown_table(job_rows(report))]
+    if images:
+        parts += ["\n## Plots\n\n", *[f"![{p.stem}]({p.name})\n" for p in images]]
+    return "".join(parts)

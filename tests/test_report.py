@@ -1,0 +1,204 @@
+"""Reports over runs: statistics checked by hand, groups, the ablation view, failed and
+unreadable runs, and the real sweep-then-report path a user takes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+from trainlab.experiments.report import build
+from trainlab.experiments.stats import paired, summarize
+from trainlab.report import main as report_main
+
+
+def test_mean_interval_and_paired_test_match_a_hand_computation() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0])
+    # mean 2.5, sd sqrt(5/3); t(0.975, df=3) = 3.182446305; half width = t * sd / sqrt(4)
+    half = 3.182446305 * math.sqrt(5 / 3) / 2
+    assert (s.n, s.mean, s.std) == (4, 2.5, pytest.approx(math.sqrt(5 / 3)))
+    assert (s.low, s.high) == (pytest.approx(2.5 - half), pytest.approx(2.5 + half))
+    assert math.isnan(summarize([7.0]).std) and summarize([]).n == 0
+    assert summarize([1.0, math.nan, 3.0]).n == 2  # a failed run's NaN is left out
+
+    # diffs 1, 2, 2: t = mean / (sd / sqrt(3)) = 5 on 2 df; p = 1 - 5 / sqrt(27)
+    test = paired([1.0, 2.0, 3.0], [2.0, 4.0, 5.0])
+    assert test.n == 3 and test.diff.mean == pytest.approx(5 / 3)
+    assert test.p == pytest.approx(1 - 5 / math.sqrt(27), rel=1e-6)
+    with pytest.raises(ValueError, match="differ in length"):
+        paired([1.0], [1.0, 2.0])
+
+
+def _run(
+    root: Path,
+    job: int,
+    overrides: list[str],
+    metrics: dict[str, float] | None,
+    stop: str = "completed trainer.max_epochs=3",
+) -> Path:
+    path = root / str(job)
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    config = {"optimized_metric": "val/acc", "model": {"monitor": "val/acc", "mode": "max"}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    if metrics is not None:
+        summary = {"metrics": metrics, "epochs": 3, "stop_reason": stop}
+        (path / "metrics.json").write_text(json.dumps(summary))
+    return path
+
+
+def _sweep(root: Path) -> None:
+    """An ablation over 3 seeds; dropout's removal costs 2 points on every seed."""
+    job = 0
+    for variant, shift in (("full", 0.0), ("no_dropout", -0.02), ("no_norm", 0.0)):
+        for seed, base in ((1, 0.90), (2, 0.92), (3, 0.91)):
+            noise = 0.001 * seed if variant == "no_norm" else 0.0
+            acc = base + shift + noise
+            metrics = {
+                "val/acc": acc,
+                "test/acc": acc - 0.01,
+                "val/loss": 1 - acc,
+                "test/loss": 1.01 - acc,
+                "baseline/logistic/val/acc": 0.85,
+                "baseline/logistic/test/acc": 0.84,
+            }
+            _run(root, job, [f"ablation={variant}", f"seed={seed}"], metrics)
+            job += 1
+
+
+def test_groups_baselines_and_ablation_verdicts(tmp_path: Path) -> None:
+    _sweep(tmp_path)
+    report = build([tmp_path])
+    assert report.metric == "val/acc" and report.mode == "max" and report.swept == ["ablation"]
+    by_label = {g.label: g for g in report.groups}
+    full = by_label["ablation=full"].stats["val/acc"]
+    assert full.n == 3 and full.mean == pytest.approx(0.91)
+    assert full.std == pytest.approx(0.01)  # 0.90, 0.92, 0.91
+    assert report.groups[-1].label == "ablation=no_dropout"  # sorted: the worst last
+    assert report.baselines["logistic"]["test/acc"].mean == pytest.approx(0.84)
+
+    ablations = {a.component: a for a in report.ablations}
+    dropout = ablations["dropout"]
+    assert dropout.test.diff.mean == pytest.approx(-0.02) and dropout.test.p < 1e-6
+    assert dropout.verdict.startswith("removing dropout worsens val/acc by 2 ± 0 points")
+    norm = ablations["norm"]
+    assert norm.test.diff.mean == pytest.approx(0.002) and norm.test.p > 0.05
+    assert "within seed noise" in norm.verdict
+
+
+def test_failed_and_unreadable_runs_are_reported_not_fatal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok = {"val/acc": 0.9, "test/acc": 0.88, "val/loss": 0.3, "test/loss": 0.31}
+    _run(tmp_path, 0, ["net.dropout=0.1"], ok)
+    failed = _run(tmp_path, 1, ["net.dropout=0.2"], None)
+    trace = "Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory\n"
+    (failed / "failure.json").write_text(
+        json.dumps({"error": "RuntimeError", "message": "CUDA out of memory", "traceback": trace})
+    )
+    broken = _run(tmp_path, 2, ["net.dropout=0.3"], None)
+    (broken / "metrics.json").write_text('{"metrics": {"val/acc": 0.9')  # cut off mid-write
+    _run(tmp_path, 3, ["net.dropout=0.4"], ok, stop="diverged at step 40 (epoch 1): loss NaN; x")
+
+    assert report_main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "failed: " in out and "RuntimeError: CUDA out of memory" in out
+    assert "unreadable: " in out and "JSONDecodeError" in out
+    assert "diverged: " in out and "diverged at step 40 (epoch 1): loss NaN" in out
+    with (tmp_path / "report.csv").open() as f:
+        rows = {r["net.dropout"]: r for r in csv.DictReader(f)}
+    assert [rows[d]["status"] for d in ("0.1", "0.2", "0.3", "0.4")] == [
+        "ok",
+        "failed",
+        "unreadable",
+        "diverged",
+    ]
+    assert rows["0.2"]["error"] == "RuntimeError: CUDA out of memory"
+    assert float(rows["0.1"]["val/acc"]) == 0.9
+    markdown = (tmp_path / "report.md").read_text()
+    assert "4 runs (1 ok, 1 failed, 1 unreadable, 1 diverged)" in markdown
+    assert "![report_net.dropout](report_net.dropout.png)" in markdown
+    assert (tmp_path / "report_net.dropout.png").stat().st_size > 1000
+
+
+def test_nothing_to_report_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report_main([str(tmp_path)]) == 2
+    assert "no run directories" in capsys.readouterr().err
+    assert report_main([str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.slow
+def test_a_seeded_sweep_then_its_report(tmp_path: Path) -> None:
+    """The README's path: sweep two settings over three seeds, one job failing, then report."""
+    result = run_cli(
+        "trainlab.train",
+        "-m",
+        "experiment=digits_mlp",
+        "net.norm=null,batch,group",
+        "seed=1,2,3",
+        "trainer.max_epochs=3",
+        "callbacks.progress_bar=null",
+        "logger=many",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]  # three jobs failed, the others ran
+    assert "6 ok, 3 failed" in result.stderr
+    sweep = next((tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir())
+    report = run_cli("trainlab.report", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-2000:]
+    lines = report.stdout.splitlines()
+    batch = next(ln for ln in lines if ln.startswith("net.norm=batch"))
+    assert " 3/3 " in batch and "±" in batch and "[" in batch
+    assert any(ln.startswith("net.norm=group") and " 0/3 " in ln for ln in lines)
+    assert any(ln.startswith("baseline: logistic") for ln in lines)
+    assert sum("norm 'group' is unknown" in ln for ln in lines) == 3
+    for name in ("report.md", "report.csv", "groups.csv", "report_curves.png"):
+        assert (sweep / name).is_file()
+
+    # The runs logged to W&B: their group is the sweep, their names the overrides; the
+    # report went to a W&B run of its own, read back offline.
+    wandb_cli = Path(sys.executable).with_name("wandb")
+
+    def inspect(run_dir: Path) -> dict:
+        read = subprocess.run(
+            [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(run_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(read.stdout)
+
+    job = inspect(next((sweep / "0" / "wandb").glob("offline-run-*")))
+    assert job["name"].startswith("digits_mlp[") and ",net.norm=null,seed=1," in job["name"]
+    own = inspect(next((sweep / "wandb").glob("offline-run-*")))
+    assert own["summary"]["report/runs"] == 9
+    assert own["summary"]["report/best_group"].startswith("net.norm=")
+    assert own["summary"]["report/groups"]["_type"] == "table-file"
+    assert own["summary"]["report/report_curves"]["_type"] == "image-file"
+    config = yaml.safe_load((sweep / "0" / "config.yaml").read_text())
+    assert config["logger"]["wandb"]["group"] == f"digits_mlp/{sweep.name}"
+
+
+def test_the_ablation_experiment_composes_one_run_per_component_and_seed() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from trainlab.runtime.configs import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["experiment=digits_ablation"], return_hydra_config=True)
+        params = cfg.hydra.sweeper.params
+        assert params.ablation.split(",")[0] == "full" and len(params.seed.split(",")) >= 5
+        for variant in params.ablation.split(","):
+            ablated = compose("train", ["experiment=digits_ablation", f"ablation={variant}"])
+            changed = {k for k in ("norm", "dropout", "residual") if ablated.net[k] != cfg.net[k]}
+            assert len(changed) == (0 if variant == "full" else 1), variant
