@@ -114,9 +114,14 @@ def test_dead_units_after_a_strongly_negative_bias(make_cfg: MakeCfg) -> None:
     assert [e["kind"] for e in events] == ["dead_units"]
     assert events[0]["layers"] == {"net.body.0.layers.1": 1.0, "net.body.1.layers.1": 1.0}
     assert "leaky_relu" in events[0]["message"]
-    logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(subset=["dead_units/net.body.0.layers.1"])
+    logged = pd.read_csv(out / "csv" / "metrics.csv").dropna(
+        subset=["dead_units/net.body.0.layers.1"]
+    )
     # each training epoch (not the validation of the best checkpoint after fit)
-    assert logged["epoch"].tolist() == [0, 1] and (logged["dead_units/net.body.1.layers.1"] == 1.0).all()
+    assert (
+        logged["epoch"].tolist() == [0, 1]
+        and (logged["dead_units/net.body.1.layers.1"] == 1.0).all()
+    )
 
 
 def test_a_run_that_never_learns_is_named_so(
