@@ -202,3 +202,19 @@ def test_the_ablation_experiment_composes_one_run_per_component_and_seed() -> No
             ablated = compose("train", ["experiment=digits_ablation", f"ablation={variant}"])
             changed = {k for k in ("norm", "dropout", "residual") if ablated.net[k] != cfg.net[k]}
             assert len(changed) == (0 if variant == "full" else 1), variant
+
+
+def test_folds_aggregate_like_seeds_and_an_optuna_study_gets_its_trial_plot(
+    tmp_path: Path,
+) -> None:
+    for job, fold in enumerate(range(5)):
+        metrics = {"val/acc": 0.8 + 0.01 * fold, "test/acc": 0.8, "val/loss": 0.5}
+        path = _run(tmp_path, job, ["data.folds=5", f"data.fold={fold}", "net=mlp"], metrics)
+        sweeper = {"hydra": {"sweeper": {"_target_": "hydra_plugins.optuna_sweeper.Sweeper"}}}
+        (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(sweeper))
+    report = build([tmp_path])
+    (group,) = report.groups
+    assert group.stats["val/acc"].n == 5 and group.stats["val/acc"].mean == pytest.approx(0.82)
+    assert report.optuna
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report_trials.png").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,13 @@ def _pyplot():  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
 
 
 def _order(values: list[str]) -> list[str]:
@@ -54,11 +62,7 @@ def swept_keys(report: Report, out: Path) -> list[Path]:
         ax.set_ylabel(report.metric)
         ax.set_title(f"{report.metric} by {key} (mean, 95% CI)")
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out / f"report_{key.replace('/', '_')}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out / f"report_{key.replace('/', '_')}.png"))
     return written
 
 
@@ -89,11 +93,7 @@ def learning_curves(report: Report, out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     if len(report.groups) <= 12:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "report_curves.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [path]
+    return [_save(fig, out / "report_curves.png")]
 
 
 def optuna_trials(report: Report, out: Path) -> list[Path]:
@@ -114,11 +114,7 @@ def optuna_trials(report: Report, out: Path) -> list[Path]:
     ax.set_ylabel(report.metric)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = out / "report_trials.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [path]
+    return [_save(fig, out / "report_trials.png")]
 
 
 def draw(report: Report, out: Path) -> list[Path]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from trainlab.experiments.runs import REPEATS, Run, find_runs, read_run, select
 from trainlab.experiments.stats import Paired, Summary, paired, summarize
 
@@ -107,7 +109,6 @@ def build(targets: Iterable[str | Path]) -> Report:
             sign * g.stats[metric].mean if math.isfinite(g.stats[metric].mean) else 0.0,
         ),
     )
-    optuna = any("optuna" in str(select(r, "hydra.sweeper._target_") or "") for r in runs)
     return Report(
         runs=runs,
         metric=metric,
@@ -117,7 +118,7 @@ def build(targets: Iterable[str | Path]) -> Report:
         groups=ordered,
         baselines=_baselines(runs, headline),
         ablations=_ablations(runs, metric, mode, swept),
-        optuna=optuna or any(_optuna_run(r) for r in runs),
+        optuna=any(_optuna_run(r) for r in runs),
     )
 
 
@@ -132,11 +133,13 @@ def _headline(runs: Sequence[Run], metric: str) -> list[str]:
 
 
 def _optuna_run(run: Run) -> bool:
-    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
+    """Whether Hydra's Optuna sweeper launched the run (its ``.hydra/hydra.yaml`` says)."""
     try:
-        return hydra_yaml.is_file() and "optuna" in hydra_yaml.read_text()
-    except OSError:
+        hydra = yaml.safe_load((run.path / ".hydra" / "hydra.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
         return False
+    sweeper = (hydra.get("hydra") or {}).get("sweeper") or {}
+    return "optuna" in str(sweeper.get("_target_", "")).lower()
 
 
 def _baselines(runs: Sequence[Run], headline: Sequence[str]) -> dict[str, dict[str, Summary]]:
