@@ -30,6 +30,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _numbers(values: list[str]) -> Any:
+    """The values as floats when all are numbers and there are more than a few, else None."""
+    try:
+        numbers = np.array([float(v) for v in values])
+    except ValueError:
+        return None
+    return numbers if len(numbers) > 4 else None
+
+
 def _order(values: list[str]) -> list[str]:
     try:
         return sorted(values, key=float)
@@ -53,11 +62,18 @@ def swept_keys(report: Report, out: Path) -> list[Path]:
         ]
         if not values:
             continue
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(values) + 2), 3.2))
+        numbers = _numbers(values)
+        wide = numbers is None and len(values) > 5
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(values) + 2) if wide else 5.0, 3.2))
         means = np.array([s.mean for s in stats])
         errors = np.array([s.half_width if math.isfinite(s.half_width) else 0.0 for s in stats])
-        ax.errorbar(range(len(values)), means, yerr=errors, fmt="o", capsize=4)
-        ax.set_xticks(range(len(values)), values, rotation=30 if len(values) > 5 else 0)
+        if numbers is not None:  # a numeric key (an Optuna interval): values on their own axis
+            ax.errorbar(numbers, means, yerr=errors, fmt="o", capsize=4)
+            if numbers.min() > 0 and numbers.max() / numbers.min() > 50:
+                ax.set_xscale("log")
+        else:
+            ax.errorbar(range(len(values)), means, yerr=errors, fmt="o", capsize=4)
+            ax.set_xticks(range(len(values)), values, rotation=30 if wide else 0)
         ax.set_xlabel(key)
         ax.set_ylabel(report.metric)
         ax.set_title(f"{report.metric} by {key} (mean, 95% CI)")
