@@ -13,7 +13,14 @@ from lightning.pytorch import Trainer
 from omegaconf import DictConfig
 
 from trainlab.models import ClassificationModel, RegressionModel
-from trainlab.runtime.build import build_data, build_model, build_net, instantiate, instantiate_dict
+from trainlab.runtime.build import (
+    build_data,
+    build_model,
+    build_net,
+    example_input,
+    instantiate,
+    instantiate_dict,
+)
 from trainlab.runtime.configs import CONFIG_DIR
 
 MakeCfg = Callable[..., DictConfig]
@@ -31,17 +38,24 @@ def test_every_group_has_options() -> None:
         "adding",
         "breast_cancer",
         "csv",
+        "cycles",
         "diabetes",
         "digits",
         "fashion_mnist",
         "image_folder",
         "iris",
+        "karate",
         "mnist",
         "recall",
+        "reviews",
+        "sbm",
         "seq_digits",
+        "text_csv",
+        "tones",
         "wine",
     ]
-    assert options("net") == ["cnn", "linear", "mlp", "rnn", "transformer", "vit"]
+    nets = ["cnn", "gat", "gcn", "gin", "linear", "mlp", "rnn", "transformer", "vit"]
+    assert options("net") == nets
     assert options("trainer") == [
         "cpu",
         "ddp",
@@ -65,6 +79,11 @@ def test_data_configs(
         extra = [f"data.root={digits_pngs}", "data.num_workers=0"]
     if name == "csv":
         extra = [f"data.path={iris_csv}", "data.target=species"]
+    if name == "text_csv":
+        texts = iris_csv.with_name("texts.csv")
+        rows = [f"{w} movie,{'pos' if w == 'good' else 'neg'}" for w in ["good", "bad"] * 100]
+        texts.write_text("review,stars\n" + "\n".join(rows) + "\n")
+        extra = [f"data.path={texts}", "data.text=review", "data.target=stars"]
     if name in ("mnist", "fashion_mnist"):
         variant = tiny_mnist / name
         variant.mkdir(exist_ok=True)
@@ -73,6 +92,9 @@ def test_data_configs(
         extra = [f"data.root={tiny_mnist}", "data.verify=false"]
     dm = build_data(make_cfg(f"data={name}", *extra))
     x, y = next(iter(dm.train_dataloader()))
+    if dm.modality == "graph":  # a graph batch: node features, one target per node or graph
+        assert tuple(x.x.shape[1:]) == tuple(dm.input_shape) and len(y) > 0
+        return
     assert tuple(x.shape[1:]) == tuple(dm.input_shape) and len(x) == len(y) == dm.batch_size
 
 
@@ -83,6 +105,9 @@ NET_DATA = {
     "rnn": "seq_digits",
     "transformer": "seq_digits",
     "vit": "digits",
+    "gcn": "karate",
+    "gat": "sbm",
+    "gin": "cycles",
 }
 
 
@@ -90,8 +115,9 @@ NET_DATA = {
 def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
     cfg = make_cfg(f"net={name}", f"data={NET_DATA[name]}")
     dm = build_data(cfg)
-    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs)
-    assert net(dm.tensors("val")[0][:3]).shape == (3, dm.num_outputs)
+    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs, example_input(dm))
+    x, y = next(iter(dm.val_dataloader()))
+    assert net(x).shape == (len(y), dm.num_outputs)
 
 
 MODEL_DATA = {"auto": "diabetes", "classification": "iris", "regression": "diabetes"}

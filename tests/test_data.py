@@ -310,3 +310,43 @@ def test_k_folds_validate_on_each_sample_once_and_never_touch_the_test_split() -
 def test_bad_fold_settings_fail_early(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         SklearnDataModule("iris", **kwargs)
+
+
+def test_graph_data_splits_nodes_and_graphs() -> None:
+    from trainlab.data import BlockModelDataModule, CyclesDataModule, KarateClubDataModule
+
+    karate = KarateClubDataModule()
+    karate.setup()
+    masks = torch.stack([karate.masks[s] for s in ("train", "val", "test")])
+    assert karate.graph.num_nodes == 34 and karate.graph.edge_index.shape == (2, 156)
+    assert (masks.sum(0) == 1).all()  # every member in exactly one split
+    graph, y = next(iter(karate.val_dataloader()))
+    assert torch.equal(graph.target_mask, karate.masks["val"]) and len(y) == masks[1].sum()
+    assert karate.class_names == ["Mr. Hi", "Officer"] and karate.input_shape == (34,)
+
+    sbm = BlockModelDataModule(blocks=3, block_size=30, p_in=0.3, p_out=0.0)
+    sbm.setup()
+    src, dst = sbm.graph.edge_index
+    assert (sbm.graph.y[src] == sbm.graph.y[dst]).all()  # p_out=0: no edge across communities
+
+    cycles = CyclesDataModule(samples=60)
+    cycles.setup()
+    batch, labels = next(iter(cycles.train_dataloader()))
+    for graph, label in zip(batch.to_data_list(), labels, strict=True):
+        edges = graph.edge_index.shape[1] // 2
+        assert edges == graph.num_nodes - 1 + int(label)  # a tree, or a tree and one edge
+    assert sum(len(cycles.graphs[s]) for s in ("train", "val", "test")) == 60
+    with pytest.raises(ConfigError, match=r"data\.p_in must be a probability"):
+        BlockModelDataModule(p_in=1.5)
+
+
+def test_generated_tones_rise_and_fall_in_their_spectrograms() -> None:
+    from trainlab.data.audio import CLASSES, spectrogram, tones
+
+    waves, labels = tones(40, sample_rate=4000, duration=0.5, noise=0.0, seed=1)
+    spec = spectrogram(waves, n_fft=128, hop=64)  # (N, frames, bins)
+    peak = spec.argmax(axis=2)  # the loudest bin of each frame
+    trend = peak[:, -3:].mean(1) - peak[:, :3].mean(1)
+    for kind, sign in (("rising", 1), ("falling", -1)):
+        assert (np.sign(trend[labels == CLASSES.index(kind)]) == sign).all()
+    assert (np.abs(trend[labels == CLASSES.index("steady")]) <= 1).all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.nets import CNN, MLP, RNN, LinearNet, Transformer, ViT
+from trainlab.nets import CNN, GNN, MLP, RNN, LinearNet, Transformer, ViT
 from trainlab.nets.layers import ACTIVATIONS, make_activation
 
 SHAPES = {"tabular": (13,), "image": (1, 8, 8), "sequence": (8, 8)}
@@ -68,6 +68,9 @@ def test_activation_by_name_or_class() -> None:
         (lambda: MLP((4,), 2, input_norm="group"), "input_norm 'group' is unknown"),
         (lambda: MLP((4,), 2, bottleneck=-1), r"bottleneck must be a width >= 0"),
         (lambda: CNN((1, 8, 8), 2, norm="instance"), "norm 'instance' is unknown"),
+        (lambda: GNN((1, 8, 8), 2), r"GNN reads \(node_features,\) per node"),
+        (lambda: GNN((4,), 2, conv="cheb"), "conv 'cheb' is unknown"),
+        (lambda: GNN((4,), 2, conv="gat", hidden=30, heads=4), r"heads \(4\) must divide"),
         (lambda: CNN((64,), 2), r"CNN needs \(C, H, W\) images"),
         (lambda: CNN((1, 8, 8), 2, kernel_size=2), "kernel_size must be a positive odd"),
         (lambda: RNN((1, 8, 8), 2), r"RNN needs \(T, F\) sequences"),
@@ -139,3 +142,22 @@ def test_each_component_is_a_switch() -> None:
     kinds = [type(m) for m in cnn.modules()]
     assert kinds.count(nn.GroupNorm) == 2 and isinstance(cnn.input_norm, nn.BatchNorm2d)
     assert not any(k is nn.BatchNorm2d for k in [type(m) for m in cnn.features.modules()])
+
+
+@pytest.mark.parametrize("conv", ["gcn", "gat", "sage", "gin"])
+def test_graph_nets_answer_per_target_node_or_per_graph(conv: str) -> None:
+    from torch_geometric.data import Batch, Data
+
+    torch.manual_seed(0)
+    ring = torch.tensor([[0, 1, 2, 3, 1, 2, 3, 0], [1, 2, 3, 0, 0, 1, 2, 3]])
+    graph = Data(x=torch.randn(4, 5), edge_index=ring)
+    net = GNN((5,), 3, conv=conv, hidden=8, heads=2)
+    graph.target_mask = torch.tensor([True, False, True, False])
+    out = net(graph)
+    assert out.shape == (2, 3)  # the two target nodes
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    del graph.target_mask
+    batch = Batch.from_data_list([graph, graph, graph])
+    pooled = net.eval()(batch)
+    assert pooled.shape == (3, 3) and torch.allclose(pooled[0], pooled[2], atol=1e-6)

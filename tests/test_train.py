@@ -156,6 +156,7 @@ BAD_INPUTS = [
         r"cannot read tabular data .* nets that fit this data: net=linear, net=mlp$",
     ),
     (["net=rnn"], r"cannot read image data .*net=cnn, net=linear, net=mlp"),
+    (["data=karate"], r"MLP cannot read graph data .*fit this data: net=gat, net=gcn, net=gin$"),
     (["net.dropout=1.5"], r"net: dropout must be a number in \[0, 1\), got 1.5"),
     (["net.hidden_sizes=[64,0]"], "net: hidden_sizes must be positive integers"),
     (["model.optimizer.lr=0"], r"model.optimizer.lr must be a number > 0, got 0"),
@@ -343,19 +344,23 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
 
 
 BUNDLED = ["digits", "seq_digits", "iris", "wine", "breast_cancer", "diabetes", "adding", "recall"]
+BUNDLED += ["karate", "sbm", "cycles", "reviews", "tones"]
 SMALLER = {"adding": ["data.samples=300"], "recall": ["data.samples=300"]}
+SMALLER |= {"sbm": ["data.block_size=20"], "cycles": ["data.samples=100"]}
+SMALLER |= {"reviews": ["data.samples=300"], "tones": ["data.samples=200"]}
 
 
 def _pairs() -> list[tuple[str, str]]:
     from trainlab.runtime.build import nets_by_modality
 
     layouts = {"digits": "image", "seq_digits": "sequence", "adding": "sequence"}
-    layouts["recall"] = "sequence"
+    layouts |= {"recall": "sequence", "karate": "graph", "sbm": "graph", "cycles": "graph"}
+    layouts |= {"reviews": "text", "tones": "sequence"}
     fits = nets_by_modality()
     return [(n, d) for d in BUNDLED for n in fits[layouts.get(d, "tabular")]]
 
 
-@pytest.mark.parametrize(("net", "data"), _pairs(), ids="-".join)
+@pytest.mark.parametrize(("net", "data"), _pairs(), ids=[f"{n}-{d}" for n, d in _pairs()])
 def test_every_net_trains_on_every_bundled_dataset_it_reads(
     net: str, data: str, make_cfg: MakeCfg
 ) -> None:
@@ -365,3 +370,11 @@ def test_every_net_trains_on_every_bundled_dataset_it_reads(
     metrics = fit(cfg)
     assert {"val/loss", "test/loss"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def test_a_gcn_reads_communities_from_the_edges(make_cfg: MakeCfg) -> None:
+    """Noisy node features alone (the logistic baseline) barely beat chance; averaging over
+    neighbours, mostly of the same community, does much better."""
+    metrics = fit(make_cfg("experiment=sbm_gcn", "trainer.max_epochs=100", *QUICK[1:]))
+    assert metrics["baseline/logistic/test/acc"] < 0.45
+    assert metrics["test/acc"] > metrics["baseline/logistic/test/acc"] + 0.2

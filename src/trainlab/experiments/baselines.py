@@ -47,20 +47,36 @@ class Baselines:
         }
 
 
-def collect(loader: Iterable[Any], limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(x, y)`` of a loader's first ``limit`` samples (all without a limit)."""
-    xs, ys, n = [], [], 0
+def features(x: Any) -> torch.Tensor | None:
+    """What a linear model reads of a batch's inputs: a tensor as it is; the split's node
+    features of a graph (``x[target_mask]``); None for inputs without features (whole graphs)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    mask = getattr(x, "target_mask", None)
+    nodes = getattr(x, "x", None)
+    if isinstance(nodes, torch.Tensor) and mask is not None:
+        return nodes[mask].detach().cpu()
+    return None
+
+
+def collect(
+    loader: Iterable[Any], limit: int | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The features (see :func:`features`) and targets of a loader's first ``limit`` samples
+    (all without a limit)."""
+    xs: list[torch.Tensor | None] = []
+    ys, n = [], 0
     for batch in loader:
         if not (isinstance(batch, list | tuple) and len(batch) >= 2):
             raise TypeError("baselines need (x, y) batches")
-        x, y = batch[0], batch[1]
-        xs.append(x.detach().cpu())
-        ys.append(y.detach().cpu())
-        n += len(x)
+        xs.append(features(batch[0]))
+        ys.append(batch[1].detach().cpu())
+        n += len(batch[1])
         if limit is not None and n >= limit:
             break
-    x, y = torch.cat(xs), torch.cat(ys)
-    return (x[:limit], y[:limit]) if limit is not None else (x, y)
+    y = torch.cat(ys)[:limit]
+    given = [v for v in xs if v is not None]
+    return (torch.cat(given)[:limit] if len(given) == len(xs) else None), y
 
 
 def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -> Baselines:
@@ -87,26 +103,39 @@ def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -
     except TypeError as err:
         found.notes.append(f"no baselines: {err}")
         return found
+    vocab = getattr(dm, "vocab_size", None)
+    if x_train is not None and not x_train.is_floating_point() and isinstance(vocab, int):
+        x_train = bag_of_words(x_train, vocab)  # token ids: a linear model reads counts
+        scored = {
+            s: (bag_of_words(x, vocab) if x is not None else x, y) for s, (x, y) in scored.items()
+        }
+        found.notes.append("the linear baseline reads bag-of-words counts of the token ids")
     total = _train_size(dm)
-    if total is not None and total > len(x_train):
+    if total is not None and total > len(y_train):
         found.notes.append(
-            f"the linear baseline was fit on {len(x_train)} of {total} training samples "
+            f"the linear baseline was fit on {len(y_train)} of {total} training samples "
             f"(baseline_samples={max_samples})"
         )
     trivial, linear = NAMES[task]
     predictors = {trivial: _trivial(task, y_train, model)}
-    if x_train.is_floating_point():
+    if x_train is not None and x_train.is_floating_point():
         predictors[linear] = _linear(task, x_train, y_train, model, seed)
     else:
-        found.notes.append(
-            f"no {linear} baseline: the inputs are {x_train.dtype} ids, not features"
-        )
+        kind = "graphs" if x_train is None else f"{x_train.dtype} ids"
+        found.notes.append(f"no {linear} baseline: the inputs are {kind}, not features")
     for name, predict in predictors.items():
         for split, (x, y) in scored.items():
-            for metric, value in _score(model, predict(x), y, split).items():
+            for metric, value in _score(model, predict(y if x is None else x), y, split).items():
                 found.metrics[f"baseline/{name}/{split}/{metric}"] = value
     found.reference = linear if linear in predictors else trivial
     return found
+
+
+def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``(N, T)`` token ids -> ``(N, vocab_size)`` counts, padding (id 0) left out."""
+    counts = torch.zeros(len(ids), vocab_size).scatter_add_(1, ids.long(), torch.ones(ids.shape))
+    counts[:, 0] = 0
+    return counts
 
 
 def _train_size(dm: Any) -> int | None:

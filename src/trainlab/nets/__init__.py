@@ -2,9 +2,10 @@
 declares the data modalities it can read in ``modalities``."""
 
 from trainlab.nets.cnn import CNN
+from trainlab.nets.gnn import GNN
 from trainlab.nets.linear import LinearNet
 from trainlab.nets.mlp import MLP
 from trainlab.nets.rnn import RNN
 from trainlab.nets.transformer import Transformer, ViT
 
-__all__ = ["CNN", "MLP", "RNN", "LinearNet", "Transformer", "ViT"]
+__all__ = ["CNN", "GNN", "MLP", "RNN", "LinearNet", "Transformer", "ViT"]

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from trainlab.nets.layers import check_dropout
 
@@ -20,20 +21,26 @@ CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {
 class RNN(nn.Module):
     """A recurrent encoder whose final hidden state feeds a linear head.
 
+    Reads ``(B, T, F)`` feature sequences, or ``(B, T)`` token ids when ``vocab_size`` is
+    given: ids are embedded, and each sequence is packed to its own length (id 0 is padding),
+    so the final state is that of its last real token.
+
     Args:
-        input_shape: ``(time_steps, features)`` of one sequence.
+        input_shape: ``(time_steps, features)`` of one sequence, or ``(time_steps,)`` of ids.
         num_outputs: number of classes (logits) or regression targets.
         cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
         hidden_size: hidden units per direction.
         num_layers: stacked recurrent layers.
         bidirectional: read the sequence both ways and concatenate the final states.
         dropout: dropout between stacked layers and before the head, in [0, 1).
+        vocab_size: number of token ids (0: padding); None for feature sequences.
+        embed_dim: width of the token embedding.
 
     Raises:
         ValueError: the input is not a sequence, or a setting is out of range.
     """
 
-    modalities: ClassVar[frozenset[str]] = frozenset({"sequence"})
+    modalities: ClassVar[frozenset[str]] = frozenset({"sequence", "text"})
 
     def __init__(
         self,
@@ -44,10 +51,14 @@ class RNN(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        vocab_size: int | None = None,
+        embed_dim: int = 64,
     ) -> None:
         super().__init__()
-        if len(input_shape) != 2:
-            raise ValueError(f"RNN needs (T, F) sequences, got input_shape {tuple(input_shape)}")
+        tokens = vocab_size is not None
+        if len(input_shape) != (1 if tokens else 2):
+            wanted = "(T,) token ids" if tokens else "(T, F) sequences"
+            raise ValueError(f"RNN needs {wanted}, got input_shape {tuple(input_shape)}")
         if cell not in CELLS:
             raise ValueError(f"cell {cell!r} is unknown; use one of {sorted(CELLS)}")
         if hidden_size <= 0 or num_layers <= 0:
@@ -55,8 +66,13 @@ class RNN(nn.Module):
                 f"hidden_size and num_layers must be positive, got {hidden_size} and {num_layers}"
             )
         p = check_dropout(dropout)
+        self.embed = (
+            nn.Embedding(int(vocab_size), embed_dim, padding_idx=0)  # type: ignore[arg-type]
+            if tokens
+            else None
+        )
         self.rnn = CELLS[cell](
-            input_size=input_shape[1],
+            input_size=embed_dim if tokens else input_shape[1],
             hidden_size=hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -68,7 +84,14 @@ class RNN(nn.Module):
         self.head = nn.Linear(hidden_size * self.directions, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, state = self.rnn(x)  # x: (B, T, F)
+        if self.embed is not None:  # (B, T) ids: pack each sequence to its own length
+            lengths = (x != 0).sum(dim=1).clamp(min=1).cpu()
+            packed = pack_padded_sequence(
+                self.embed(x), lengths, batch_first=True, enforce_sorted=False
+            )
+            _, state = self.rnn(packed)  # final states are in the batch's own order
+        else:
+            _, state = self.rnn(x)  # x: (B, T, F)
         h_n = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, H)
         last = h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H)
         return self.head(self.dropout(last))

@@ -95,7 +95,7 @@ class Transformer(nn.Module):
         ValueError: the input shape does not fit, or a setting is out of range.
     """
 
-    modalities: ClassVar[frozenset[str]] = frozenset({"sequence"})
+    modalities: ClassVar[frozenset[str]] = frozenset({"sequence", "text"})
 
     def __init__(
         self,

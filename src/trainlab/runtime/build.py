@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -98,18 +99,37 @@ def nets_by_modality() -> dict[str, list[str]]:
     """Net config names under ``conf/net`` that read each data modality."""
     found: dict[str, list[str]] = {}
     for path in sorted((CONFIG_DIR / "net").glob("*.yaml")):
-        node = OmegaConf.load(path)
-        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        target = _net_target(path)
         cls = hydra.utils.get_class(target) if target else None
         for modality in getattr(cls, "modalities", ()):
             found.setdefault(modality, []).append(path.stem)
     return found
 
 
+def _net_target(path: Path) -> str | None:
+    """The ``_target_`` of a net config, or of the config its defaults list extends."""
+    node = OmegaConf.load(path)
+    if not isinstance(node, DictConfig):
+        return None
+    if target := node.get("_target_"):
+        return str(target)
+    for parent in node.get("defaults", []):
+        if isinstance(parent, str) and parent != "_self_":
+            return _net_target(path.with_name(f"{parent}.yaml"))
+    return None
+
+
 def build_net(
-    cfg: DictConfig, input_shape: tuple[int, ...], modality: str, num_outputs: int
+    cfg: DictConfig,
+    input_shape: tuple[int, ...],
+    modality: str,
+    num_outputs: int,
+    example: Any = None,
+    net_data: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """Build ``cfg.net`` for data of ``input_shape`` and check it reads that data.
+    """Build ``cfg.net`` for data of ``input_shape`` and check it reads that data (``example``,
+    a batch of two samples; zeros of ``input_shape`` by default). ``net_data`` is what else
+    the data tells the net (``vocab_size``).
 
     Raises:
         ConfigError: the net cannot read this modality, a setting is invalid, or the net's
@@ -126,20 +146,42 @@ def build_net(
         )
     factory = instantiate(cfg.net, "net")
     try:
-        net = factory(input_shape=input_shape, num_outputs=num_outputs)
+        net = factory(input_shape=input_shape, num_outputs=num_outputs, **(net_data or {}))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"net: {err}") from err
-    check_output_shape(net, input_shape, num_outputs)
+    check_output_shape(net, input_shape, num_outputs, example)
     return net
 
 
-def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], num_outputs: int) -> None:
-    """Run two zero samples through ``net`` and check it gives ``(2, num_outputs)``."""
+NET_DATA = ("vocab_size",)  # what the data tells a net's constructor where it takes it
+
+
+def net_arguments(cfg: DictConfig, dm: Any) -> dict[str, Any]:
+    """:data:`NET_DATA` the DataModule knows and the net's constructor takes."""
+    target = cfg.net.get("_target_")
+    if not target:
+        return {}
+    named, _ = _parameters(hydra.utils.get_object(target))
+    return {k: getattr(dm, k) for k in NET_DATA if k in named and getattr(dm, k, None) is not None}
+
+
+def example_input(dm: Any) -> Any:
+    """Two samples of the data as a net reads them: the DataModule's ``example_input()`` where
+    it has one (graphs, token ids), else None (zeros of ``input_shape`` serve)."""
+    make = getattr(dm, "example_input", None)
+    return make() if callable(make) else None
+
+
+def check_output_shape(
+    net: nn.Module, input_shape: tuple[int, ...], num_outputs: int, example: Any = None
+) -> None:
+    """Run two samples (``example``, or zeros of ``input_shape``) through ``net`` and check it
+    gives ``(2, num_outputs)``."""
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            out = net(torch.zeros(2, *input_shape))
+            out = net(torch.zeros(2, *input_shape) if example is None else example)
     except RuntimeError as err:
         raise ConfigError(
             f"net fails on inputs of shape (B, {', '.join(map(str, input_shape))}): {err}"
@@ -158,7 +200,7 @@ def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], num_outputs
 DATA_ATTRIBUTES = {
     "task": "'classification' or 'regression'",
     "input_shape": "the shape of one sample, e.g. (1, 28, 28)",
-    "modality": "what the nets read: 'tabular', 'image' or 'sequence'",
+    "modality": "what the nets read: 'tabular', 'image', 'sequence', 'text' or 'graph'",
     "num_outputs": "the number of classes, or 1 for regression",
 }
 # What the data can tell a model's constructor; each is passed where the constructor takes it.
@@ -268,7 +310,14 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
         node = OmegaConf.create({k: v for k, v in kept.items() if k not in ("monitor", "mode")})
     extra = {k: v for k, v in data_arguments(dm).items() if k in named}
     if "net" in named:
-        extra["net"] = build_net(cfg, tuple(dm.input_shape), dm.modality, dm.num_outputs)
+        extra["net"] = build_net(
+            cfg,
+            tuple(dm.input_shape),
+            dm.modality,
+            dm.num_outputs,
+            example_input(dm),
+            net_arguments(cfg, dm),
+        )
     factory = instantiate(node, "model")
     if callable(optimizer := getattr(factory, "keywords", {}).get("optimizer")):
         check_optimizer(optimizer)
@@ -281,5 +330,5 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
             f"model: {node._target_} built a {type(model).__name__}, not a LightningModule"
         )
     if "net" not in extra:  # the model is its own network: check its output like a net's
-        check_output_shape(model, tuple(dm.input_shape), dm.num_outputs)
+        check_output_shape(model, tuple(dm.input_shape), dm.num_outputs, example_input(dm))
     return model

@@ -84,6 +84,11 @@ def _features_from_csv(run: Restored, path: Path) -> tuple[torch.Tensor, np.ndar
     if not path.is_file():
         raise ConfigError(f"input_csv: file {str(path)!r} does not exist")
     dm = run.datamodule
+    if callable(encode := getattr(dm, "encode_frame", None)):  # text: a column of strings
+        frame = pd.read_csv(path)
+        target = getattr(dm, "target", None)
+        y = frame[target].to_numpy() if target and target in frame.columns else None
+        return encode(frame), y
     if not callable(getattr(dm, "transform", None)):
         raise ConfigError(
             f"input_csv: {type(dm).__name__} has no transform() to prepare raw feature rows; "

@@ -16,6 +16,7 @@ from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 
 CONFIG_NAME = "config.yaml"
+VOCAB_FILE = "vocab.json"
 
 
 @dataclass
@@ -94,6 +95,8 @@ def restore(run_dir: str | None, ckpt_path: str | None) -> Restored:
     run, ckpt = locate(run_dir, ckpt_path)
     cfg = OmegaConf.load(run / CONFIG_NAME)
     assert isinstance(cfg, DictConfig)
+    if (run / VOCAB_FILE).is_file() and "vocab_file" in cfg.data:
+        cfg.data.vocab_file = str(run / VOCAB_FILE)  # encode text exactly as in training
     dm = build_data(cfg)
     model = build_model(cfg, dm)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)

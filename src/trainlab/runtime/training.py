@@ -124,6 +124,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "env.json").write_text(json.dumps(environment, indent=2))
         if (names := getattr(dm, "class_names", None)) is not None:
             (out_dir / "classes.json").write_text(json.dumps(list(names), indent=1))
+        if callable(save := getattr(dm, "save_artifacts", None)):
+            save(out_dir)  # e.g. a text vocabulary: eval and predict read it back
     suggested_lr = None
     if cfg.get("tune_lr"):
         suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
