@@ -199,6 +199,27 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path, data: list[str
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["karate_gcn", "cycles_gin"])
+def test_ddp_cpu_trains_graph_nets_alike_on_every_rank(tmp_path: Path, experiment: str) -> None:
+    """One graph whose split is a node mask (each rank reads it whole), and many small graphs
+    that Lightning's sampler shares out between the ranks."""
+    result = run_cli(
+        "trainlab.train",
+        f"experiment={experiment}",
+        "trainer=ddp_cpu",
+        *QUICK,
+        RECORD,
+        f"+callbacks.record.dirpath={tmp_path / 'ranks'}",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = _ddp_records(tmp_path / "ranks")
+    assert first["world_size"] == 2 and first["weights"] == second["weights"]
+    assert "test/acc" in result.stdout
+
+
+@pytest.mark.slow
 def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path: Path) -> None:
     result = run_cli(
         "trainlab.train",
