@@ -197,6 +197,8 @@ def _score(model: Model, out: torch.Tensor, y: torch.Tensor, split: str) -> dict
     """The model's own loss and metrics for outputs ``out`` (logits or standardised values)."""
     metrics = model.split_metrics(split).clone().to("cpu")
     metrics.reset()
+    for metric in metrics.values():  # rank 0 alone scores baselines: nothing to sync with
+        metric.distributed_available_fn = lambda: False
     metrics.update(*model.metric_inputs(out, y))
     values = {"loss": model.loss(out, y), **flatten(metrics.compute(), model.metric_labels())}
     return {k: float(v) for k, v in values.items()}
