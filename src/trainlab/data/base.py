@@ -205,6 +205,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         for split, (x, y) in arrays.items():
             self._tensors[split] = (self.transform(x), self._target_tensor(y))
 
+    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed input normalisation fitted on the training split: ``(x - mean) / std``,
+        with ``mean`` and ``std`` broadcastable over one sample (exports fold it in)."""
+        return self._mean, self._std
+
     def transform(self, x: np.ndarray) -> torch.Tensor:
         """Normalise raw inputs ``(N, *sample_shape)`` with the training statistics."""
         z = (x.astype(np.float32) - self._mean) / self._std

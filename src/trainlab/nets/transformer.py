@@ -67,9 +67,9 @@ class Encoder(nn.Module):
         """``(B, T, width)`` tokens and an optional ``(B, T)`` mask, True where padded ->
         ``(B, width)``."""
         if self.cls is not None:
-            tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
+            tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
             if padding is not None:
-                padding = torch.cat([padding.new_zeros(len(padding), 1), padding], dim=1)
+                padding = torch.cat([padding.new_zeros(padding.shape[0], 1), padding], dim=1)
         z = self.norm(self.blocks(tokens + self.position, src_key_padding_mask=padding))
         if self.cls is not None:
             return z[:, 0]
