@@ -55,7 +55,7 @@ def test_onnx_export_folds_in_normalisation_and_calibration(
 
     with pytest.raises(ConfigError, match="exists; choose another path"):
         _export(run_dir, tmp_path)
-    with pytest.raises(ConfigError, match="differ from PyTorch by up to .* tolerance=0"):
+    with pytest.raises(ConfigError, match=r"differ from PyTorch by up to .* tolerance=0"):
         _export(run_dir, tmp_path, "tolerance=0", f"output={tmp_path / 'strict.onnx'}")
     with pytest.raises(ConfigError, match=r"format 'tflite' is unknown; use one of \['onnx'"):
         _export(run_dir, tmp_path, "format=tflite")
