@@ -47,6 +47,9 @@ class ExportedModel(nn.Module):
         self.register_buffer("std", std if std is not None else torch.ones(()))
         self.target_mean, self.target_std = target_stats
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalise:
             x = (x - self.mean) / self.std
