@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck bench clean
+.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck hooks pre-commit ci bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -50,6 +50,15 @@ format: $(STAMP)  ## format and fix what ruff can
 
 typecheck: $(STAMP)  ## mypy on src/
 	$(BIN)/mypy
+
+hooks: $(STAMP)  ## install the git pre-commit hooks (ruff and mypy from .venv, offline)
+	$(BIN)/pre-commit install
+
+pre-commit: $(STAMP)  ## run the pre-commit hooks on every file
+	$(BIN)/pre-commit run --all-files
+
+ci:  ## what CI runs: install, lint, the fast and the slow tests (.ci/run)
+	.ci/run
 
 bench: $(STAMP)  ## compare trainlab with a hand-written PyTorch loop (see README)
 	$(BIN)/python scripts/benchmark.py $(ARGS)

@@ -1,0 +1,59 @@
+"""What a fork gets for free: CI that matches .ci/run, offline pre-commit hooks, the files a
+project is expected to have."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+
+def test_the_github_workflow_runs_what_ci_runs() -> None:
+    ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
+    local = [re.sub(r"\s+#.*", "", ln) for ln in ci if ln.startswith("make ")]
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = [s["run"] for s in workflow["jobs"]["test"]["steps"] if "run" in s]
+    assert steps == local
+    assert "make test" in steps  # the README's test command
+
+
+def test_a_fork_has_a_license_a_changelog_and_a_citation() -> None:
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+
+
+@pytest.mark.slow
+def test_pre_commit_hooks_run_offline_and_catch_a_badly_formatted_file(tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    pre_commit = bin_dir / "pre-commit"
+    if not pre_commit.exists():
+        pytest.skip("pre-commit is not installed (make install installs it)")
+    repo = tmp_path / "fork"
+    (repo / "src" / "pkg").mkdir(parents=True)
+    for name in (".pre-commit-config.yaml", "pyproject.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / ".venv").symlink_to(bin_dir.parent)
+    (repo / "src" / "pkg" / "__init__.py").write_text('"""A package."""\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PRE_COMMIT_HOME": str(tmp_path / "pc")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+
+    run("git", "init", "-q")
+    run("git", "add", "-A")
+    good = run(str(pre_commit), "run", "--all-files")
+    assert good.returncode == 0, good.stdout + good.stderr
+    (repo / "src" / "pkg" / "bad.py").write_text("def f( x ):\n  return x\n")
+    run("git", "add", "-A")
+    bad = run(str(pre_commit), "run", "--all-files")
+    assert bad.returncode == 1 and "ruff format" in bad.stdout and "Failed" in bad.stdout
+    assert (repo / "src" / "pkg" / "bad.py").read_text() == "def f(x):\n    return x\n"
