@@ -1,5 +1,6 @@
 """Lightning callbacks of trainlab's own: calibration and training diagnostics."""
 
+from trainlab.callbacks.averaging import SWA
 from trainlab.callbacks.calibration import Calibration
 from trainlab.callbacks.curves import LearningCurves
 from trainlab.callbacks.dead_units import DeadUnits
@@ -11,6 +12,7 @@ from trainlab.callbacks.learning import LearningCheck
 from trainlab.callbacks.progress import EpochProgress
 
 __all__ = [
+    "SWA",
     "Calibration",
     "DeadUnits",
     "DivergenceGuard",

@@ -34,6 +34,8 @@ class Model(pl.LightningModule):
             takes the subclass's ``default_metrics``.
         monitor: the validation metric that decides the best checkpoint and plateau schedules.
         mode: ``"max"`` or ``"min"``: whether a larger ``monitor`` is better.
+        compile: compile the net with ``torch.compile`` (in place: checkpoints keep the plain
+            net's parameter names, so eval and predict read them with or without it).
     """
 
     default_metrics: ClassVar[dict[str, Any]] = {}
@@ -46,6 +48,7 @@ class Model(pl.LightningModule):
         metrics: Mapping[str, Any] | None = None,
         monitor: str = "val/loss",
         mode: str = "min",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -62,6 +65,8 @@ class Model(pl.LightningModule):
         # Plain values only: checkpoints stay loadable with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "metrics"], logger=False)
         self.net = net
+        if compile:
+            self.net.compile()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # Keys must not shadow Module attributes such as .train, hence the suffix.
