@@ -12,6 +12,13 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from trainlab.calibration.conformal import (
+    CONFORMAL_KEY,
+    ConformalSets,
+    check_alpha,
+    coverage_and_size,
+)
+from trainlab.calibration.conformal import METHODS as CONFORMAL_METHODS
 from trainlab.calibration.metrics import calibration_report, check_n_bins, headline_metrics
 from trainlab.calibration.plots import save_reliability_diagram
 from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
@@ -50,13 +57,23 @@ class Calibration(pl.Callback):
             (Platt for two classes, else temperature).
         n_bins: equal-width confidence bins for ECE, MCE and the diagram.
         dirpath: where the report goes; default the trainer's ``default_root_dir``.
+        conformal_alpha: also fit split-conformal prediction sets on the calibrated validation
+            probabilities, holding the true class with probability ``1 - alpha``; the test
+            split's coverage and mean set size are reported. None: no sets.
+        conformal_method: ``aps`` (adaptive sets) or ``lac`` (smallest sets); see
+            :mod:`trainlab.calibration.conformal`.
 
     Raises:
-        ConfigError: an unknown method or ``n_bins < 1``.
+        ConfigError: an unknown method, ``n_bins < 1`` or an alpha outside (0, 1).
     """
 
     def __init__(
-        self, method: str = "temperature", n_bins: int = 15, dirpath: str | None = None
+        self,
+        method: str = "temperature",
+        n_bins: int = 15,
+        dirpath: str | None = None,
+        conformal_alpha: float | None = 0.1,
+        conformal_method: str = "aps",
     ) -> None:
         if method not in (*METHODS, "auto"):
             raise ConfigError(
@@ -67,6 +84,14 @@ class Calibration(pl.Callback):
             self.n_bins = check_n_bins(n_bins)
         except ConfigError as err:
             raise ConfigError(f"callbacks.calibration.{err}") from err
+        if conformal_alpha is not None:
+            check_alpha(conformal_alpha, "callbacks.calibration.conformal_alpha")
+        if conformal_method not in CONFORMAL_METHODS:
+            raise ConfigError(
+                f"callbacks.calibration.conformal_method {conformal_method!r} is unknown; "
+                f"use one of {CONFORMAL_METHODS}"
+            )
+        self.conformal_alpha, self.conformal_method = conformal_alpha, conformal_method
         self.method = method
         self.dirpath = dirpath
         self.results: dict[str, Any] = {}
@@ -98,6 +123,13 @@ class Calibration(pl.Callback):
             calibrator.fit(val_logits, val_labels)
             with torch.no_grad():
                 calibrated = calibrator(test_logits.clone())
+                calibrated_val = calibrator(val_logits.clone())
+        sets = None
+        if self.conformal_alpha is not None:
+            sets = ConformalSets.fit(
+                calibrated_val.softmax(1), val_labels, self.conformal_alpha, self.conformal_method
+            )
+            test_sets = sets.predict(calibrated.softmax(1))
         before = calibration_report(test_logits, test_labels, self.n_bins)
         after = calibration_report(calibrated, test_labels, self.n_bins)
         self.results = {
@@ -110,6 +142,13 @@ class Calibration(pl.Callback):
             "after": after,
             "checkpoint": trainer.ckpt_path,
         }
+        if sets is not None:
+            self.results["conformal"] = {
+                **sets.state(),
+                "fit_on": "val (calibrated probabilities)",
+                "evaluated_on": "test",
+                **coverage_and_size(test_sets, test_labels),
+            }
         if not trainer.is_global_zero:
             return
         out = Path(self.dirpath or trainer.default_root_dir)
@@ -123,7 +162,10 @@ class Calibration(pl.Callback):
         log_scalars(trainer, self.report_metrics())
         log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
         if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
-            self._save_into(Path(trainer.ckpt_path), calibrator_state(calibrator))
+            saved = {CHECKPOINT_KEY: calibrator_state(calibrator)}
+            if sets is not None:
+                saved[CONFORMAL_KEY] = sets.state()
+            self._save_into(Path(trainer.ckpt_path), saved)
 
     def diagnostics(self) -> dict[str, Any]:
         return {"calibration_skipped": self.skipped} if self.skipped else {}
@@ -132,12 +174,16 @@ class Calibration(pl.Callback):
         """Headline numbers for ``metrics.json``: test calibration before and after."""
         if not self.results:
             return {}
-        return headline_metrics(self.results["before"], self.results["after"], "test")
+        found = headline_metrics(self.results["before"], self.results["after"], "test")
+        if conformal := self.results.get("conformal"):
+            found["test/conformal_coverage"] = conformal["coverage"]
+            found["test/conformal_set_size"] = conformal["set_size"]
+        return found
 
     @staticmethod
-    def _save_into(path: Path, state: dict[str, Any]) -> None:
+    def _save_into(path: Path, saved: dict[str, Any]) -> None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        checkpoint[CHECKPOINT_KEY] = state
+        checkpoint.update(saved)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(checkpoint, tmp)
         os.replace(tmp, path)  # atomic: the checkpoint is never half-written

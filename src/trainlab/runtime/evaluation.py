@@ -159,6 +159,18 @@ def predict(cfg: DictConfig) -> Path:
         table["pred_index"] = merged["pred"]
         for i, name in enumerate(names):
             table[f"prob_{name}"] = merged["probs"][:, i]
+        if cfg.get("sets"):
+            if run.conformal is None:
+                raise ConfigError(
+                    f"sets: {run.checkpoint} holds no conformal sets (the run had "
+                    "callbacks.calibration.conformal_alpha=null or no calibration)"
+                )
+            chosen = run.conformal.predict(torch.from_numpy(merged["probs"]))
+            table["set"] = [
+                "|".join(n for n, keep in zip(names, row, strict=True) if keep)
+                for row in chosen.tolist()
+            ]
+            table["set_size"] = chosen.sum(1).numpy()
     else:
         if targets is not None:
             mean, std = getattr(dm, "target_stats", None) or (0.0, 1.0)

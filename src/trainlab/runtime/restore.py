@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainlab.calibration import load_calibrator
+from trainlab.calibration.conformal import load_conformal
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 
@@ -27,6 +28,7 @@ class Restored:
     datamodule: Any
     model: Any
     calibrator: Any  # a fitted Calibrator saved with the checkpoint, or None
+    conformal: Any = None  # fitted ConformalSets saved with the checkpoint, or None
 
 
 def check_checkpoint(path: str | Path, key: str = "ckpt_path", resume: bool = False) -> Path:
@@ -102,4 +104,4 @@ def restore(run_dir: str | None, ckpt_path: str | None) -> Restored:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     model.load_state_dict(state["state_dict"])
     model.eval()
-    return Restored(run, ckpt, cfg, dm, model, load_calibrator(state))
+    return Restored(run, ckpt, cfg, dm, model, load_calibrator(state), load_conformal(state))
