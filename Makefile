@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck hooks pre-commit ci bench clean
+.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck hooks pre-commit ci new-project bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ pre-commit: $(STAMP)  ## run the pre-commit hooks on every file
 
 ci:  ## what CI runs: install, lint, the fast and the slow tests (.ci/run)
 	.ci/run
+
+new-project:  ## a renamed copy with a fresh git history: NAME=myproj [DEST=../myproj] [EXAMPLES=drop]
+	$(PYTHON) scripts/new_project.py --name "$(NAME)" $(if $(DEST),--dest "$(DEST)") --examples $(or $(EXAMPLES),keep)
 
 bench: $(STAMP)  ## compare trainlab with a hand-written PyTorch loop (see README)
 	$(BIN)/python scripts/benchmark.py $(ARGS)

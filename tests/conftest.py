@@ -4,7 +4,9 @@ no files in the repository."""
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -20,6 +22,25 @@ from trainlab.runtime.configs import CONFIG_DIR, register_resolvers
 
 ROOT = CONFIG_DIR.parent
 register_resolvers()
+
+
+EXPERIMENT = re.compile(r"experiment=(\w+)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that runs an example experiment skips where the project dropped it
+    (``make new-project EXAMPLES=drop``)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        missing = sorted(
+            name
+            for name in set(EXPERIMENT.findall(inspect.getsource(function)))
+            if not (CONFIG_DIR / "experiment" / f"{name}.yaml").is_file()
+        )
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"example experiment(s) {missing} dropped"))
 
 
 @pytest.fixture(scope="session", autouse=True)

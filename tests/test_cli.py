@@ -6,6 +6,7 @@ Each test starts fresh Python processes; the ones that train are marked slow.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def test_help_and_cfg_do_not_import_torch(tmp_path: Path) -> None:
 def test_two_runs_started_together_get_different_directories(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "trainlab.train", "--cfg", "all", "--resolve"]
     env = {"TRAINLAB_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")  # where the package is not installed
     procs = [
         subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -79,6 +79,7 @@ def test_checkpoint_hyperparameters_are_plain_values() -> None:
         "label_smoothing",
         "monitor",
         "mode",
+        "compile",
     }
 
 

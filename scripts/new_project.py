@@ -1,0 +1,130 @@
+"""Start a project from this template: a renamed copy with a fresh git history.
+
+    python scripts/new_project.py --name myproj [--dest ../myproj] [--examples keep|drop]
+    make new-project NAME=myproj [DEST=../myproj] [EXAMPLES=drop]
+
+The copy holds the template's files (those git tracks, or the whole tree without build outputs
+where there is no git), with the package ``src/trainlab`` renamed to ``src/<name>`` and every
+``trainlab`` in the code, configs, Makefile and docs replaced (``TRAINLAB_`` variables become
+``<NAME>_``, console scripts ``<name>-train`` ...). ``--examples drop`` leaves out the example
+experiments (all of ``conf/experiment`` but the default ``digits_mlp``) and ``docs/``; the tests
+that use a dropped experiment skip themselves. Nothing is overwritten: the destination must not
+exist. Standard library only: runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TEMPLATE = "trainlab"
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_DIRS = {".git", ".venv", "logs", "outputs", "multirun", "wandb", "lightning_logs", "data"}
+SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist"}
+KEPT_EXPERIMENTS = {"digits_mlp.yaml"}
+
+
+def check_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
+        raise SystemExit(
+            f"new-project: error: NAME {name!r} must be a lowercase Python identifier "
+            "(letters, digits, underscores; starting with a letter), e.g. myproj"
+        )
+    if name == TEMPLATE:
+        raise SystemExit(f"new-project: error: NAME must differ from {TEMPLATE!r}")
+    return name
+
+
+def template_files(root: Path) -> list[Path]:
+    """The files that make the template: git's (tracked and new, not ignored), else a walk."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        files = [Path(p) for p in listed.split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        files = [
+            p.relative_to(root)
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.relative_to(root).parts[0] not in SKIP_DIRS
+            and not SKIP_PARTS & set(p.parts)
+            and not p.name.endswith(".egg-info")
+        ]
+    return sorted(f for f in files if (root / f).is_file())
+
+
+def wanted(path: Path, examples: str) -> bool:
+    if examples == "keep":
+        return True
+    if path.parts[:2] == ("conf", "experiment") and path.name not in KEPT_EXPERIMENTS:
+        return False
+    return path.parts[0] != "docs"
+
+
+def rename(text: str, name: str) -> str:
+    return text.replace(TEMPLATE, name).replace(TEMPLATE.upper(), name.upper())
+
+
+def copy(root: Path, dest: Path, name: str, examples: str) -> int:
+    count = 0
+    for rel in template_files(root):
+        if not wanted(rel, examples):
+            continue
+        target = dest / Path(*(name if part == TEMPLATE else part for part in rel.parts))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = (root / rel).read_bytes()
+        try:
+            target.write_text(rename(data.decode("utf-8"), name), encoding="utf-8")
+        except UnicodeDecodeError:  # images and other binary files as they are
+            target.write_bytes(data)
+        shutil.copymode(root / rel, target)
+        count += 1
+    return count
+
+
+def fresh_history(dest: Path, name: str) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    who = subprocess.run(["git", "config", "user.name"], cwd=dest, capture_output=True, text=True)
+    identity = (
+        []
+        if who.stdout.strip()
+        else ["-c", f"user.name={name}", "-c", f"user.email={name}@localhost"]
+    )
+    git(*identity, "commit", "-q", "-m", f"Start {name} from the {TEMPLATE} template")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--name", required=True, help="the new package name, e.g. myproj")
+    parser.add_argument("--dest", type=Path, help="where to write it (default: ../<name>)")
+    parser.add_argument("--examples", choices=("keep", "drop"), default="keep")
+    parser.add_argument("--no-git", action="store_true", help="do not start a git history")
+    args = parser.parse_args(argv)
+    name = check_name(args.name)
+    dest = (args.dest or ROOT.parent / name).resolve()
+    if dest.exists():
+        raise SystemExit(
+            f"new-project: error: {dest} exists; choose another DEST (nothing is overwritten)"
+        )
+    count = copy(ROOT, dest, name, args.examples)
+    if not args.no_git:
+        fresh_history(dest, name)
+    print(f"{name}: {count} files in {dest}\nnext: cd {dest} && make test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
