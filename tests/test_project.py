@@ -69,10 +69,10 @@ def _new_project(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path) -> None:
-    dest = tmp_path / "myproj"
-    made = _new_project(tmp_path, "--name", "myproj", "--dest", str(dest), "--examples", "drop")
+    dest = tmp_path / "forkedproj"
+    made = _new_project(tmp_path, "--name", "forkedproj", "--dest", str(dest), "--examples", "drop")
     assert made.returncode == 0, made.stderr
-    assert (dest / "src" / "myproj" / "train.py").is_file() and not (
+    assert (dest / "src" / "forkedproj" / "train.py").is_file() and not (
         dest / "src" / "trainlab"
     ).exists()
     assert [p.name for p in (dest / "conf" / "experiment").iterdir()] == ["digits_mlp.yaml"]
@@ -83,10 +83,13 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
     ]
     assert left == []
     pyproject = (dest / "pyproject.toml").read_text()
-    assert 'name = "myproj"' in pyproject and 'myproj-train = "myproj.train:main"' in pyproject
+    assert (
+        'name = "forkedproj"' in pyproject
+        and 'forkedproj-train = "forkedproj.train:main"' in pyproject
+    )
     log = subprocess.run(["git", "log", "--oneline"], cwd=dest, capture_output=True, text=True)
     assert len(log.stdout.splitlines()) == 1  # a fresh history of one commit
-    again = _new_project(tmp_path, "--name", "myproj", "--dest", str(dest))
+    again = _new_project(tmp_path, "--name", "forkedproj", "--dest", str(dest))
     assert again.returncode != 0 and "exists; choose another DEST" in again.stderr
     bad = _new_project(tmp_path, "--name", "My-Proj", "--dest", str(tmp_path / "x"))
     assert bad.returncode != 0 and "must be a lowercase Python identifier" in bad.stderr
@@ -94,8 +97,8 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
 
 @pytest.mark.slow
 def test_the_new_projects_own_tests_pass(tmp_path: Path) -> None:
-    dest = tmp_path / "myproj"
-    made = _new_project(tmp_path, "--name", "myproj", "--dest", str(dest), "--examples", "drop")
+    dest = tmp_path / "forkedproj"
+    made = _new_project(tmp_path, "--name", "forkedproj", "--dest", str(dest), "--examples", "drop")
     assert made.returncode == 0, made.stderr
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
