@@ -129,3 +129,14 @@ class RecordPid(pl.Callback):
 
         self.dirpath.mkdir(parents=True, exist_ok=True)
         (self.dirpath / "pid").write_text(str(os.getpid()))
+
+
+def find_postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl), or None."""
+    import shutil
+
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))  # Debian's layout
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None

@@ -216,7 +216,7 @@ def test_optuna_search_composes() -> None:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
+    assert sweeper._target_.endswith("SharedStudySweeper") and sweeper.direction == "minimize"
     assert set(sweeper.params) == {"model.optimizer.lr", "data.batch_size", "net.dropout"}
 
 

@@ -1,0 +1,162 @@
+"""One Optuna study shared by many sweep processes, with one trial budget for all of them.
+
+Hydra's Optuna sweeper runs ``n_trials`` in each process that starts it; started on three nodes
+against one database, a study of 20 trials would run 60. This sweeper (the Hydra plugin
+``hydra_plugins.trainlab_sweeper.shared_study.SharedStudySweeper``) reads
+``n_trials`` as the study's budget instead: before asking for trials, a worker takes a lock on
+the study (a file lock next to a SQLite database, an advisory lock in PostgreSQL), counts the
+trials the study already has, and asks only for what is left. Workers started together, or
+again after all were stopped, share the budget exactly.
+
+A job that raised (its objective is NaN) is told to the study as failed, and a run stopped by
+the divergence guard as pruned; the search goes on either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import math
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_optuna_sweeper._impl import (
+    OptunaSweeperImpl,
+    create_params_from_overrides,
+)
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class SharedStudyImpl(OptunaSweeperImpl):
+    """The sweep loop: ask under the study's lock for what is left of the budget, launch,
+    tell each trial's outcome."""
+
+    def sweep(self, arguments: list[str]) -> None:
+        import optuna
+
+        assert self.launcher is not None and self.config is not None
+        self._process_searchspace_config()
+        params = [*self._parse_sweeper_params_config(), *arguments]
+        space, fixed = create_params_from_overrides(params)
+        distributions = {**(self.search_space_distributions or {}), **space}
+        for name in fixed:
+            distributions.pop(name, None)
+        # Under the lock: workers starting together would race to create the tables.
+        with study_lock(self.storage, str(self.study_name)):
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=self.storage,
+                sampler=self.sampler,
+                directions=self._get_directions(),
+                load_if_exists=True,
+            )
+        log.info(
+            "study %r in %s: a budget of %d trials", study.study_name, self.storage, self.n_trials
+        )
+        ran = 0
+        while True:
+            with study_lock(self.storage, study.study_name):
+                left = self.n_trials - len(study.get_trials(deepcopy=False))
+                if left <= 0:
+                    break
+                trials = [study.ask() for _ in range(min(self.n_jobs, left))]
+            overrides = self._configure_trials(trials, distributions, fixed)
+            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            ran += len(returns)
+            for trial, result in zip(trials, returns, strict=True):
+                state, value = outcome(result)
+                if state == "complete":
+                    study.tell(trial, value)
+                else:
+                    study.tell(trial, state=getattr(optuna.trial.TrialState, state.upper()))
+                    log.warning(
+                        "trial %d %s",
+                        trial.number,
+                        "failed" if state == "fail" else "pruned (diverged)",
+                    )
+        log.info("this worker ran %d of the study's %d trials", ran, self.n_trials)
+        self._save_results(study)
+
+    def _save_results(self, study: Any) -> None:
+        import optuna
+
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE
+        ]
+        results: dict[str, Any] = {
+            "name": "optuna",
+            "study": study.study_name,
+            "trials": len(study.trials),
+        }
+        if done and len(study.directions) == 1:
+            best = study.best_trial
+            results |= {"best_params": best.params, "best_value": best.value}
+        assert self.config is not None
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+
+
+def outcome(result: JobReturn) -> tuple[str, float]:
+    """``("complete", value)``, ``("fail", nan)`` for a job that raised or returned no number,
+    or ``("pruned", nan)`` for a run the divergence guard stopped."""
+    try:
+        value = float(result.return_value)
+    except Exception:  # the job raised: JobReturn re-raises it here
+        return "fail", math.nan
+    if not math.isfinite(value):
+        return "fail", math.nan
+    metrics = Path(str(result.working_dir or "")) / "metrics.json"
+    output_dir = (
+        OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir") if result.hydra_cfg else None
+    )
+    if output_dir:
+        metrics = Path(str(output_dir)) / "metrics.json"
+    with contextlib.suppress(OSError, ValueError):
+        if str(json.loads(metrics.read_text()).get("stop_reason", "")).startswith("diverged"):
+            return "pruned", math.nan
+    return "complete", value
+
+
+@contextlib.contextmanager
+def study_lock(storage: Any, study_name: str) -> Iterator[None]:
+    """Hold the study's lock: a file lock beside a SQLite database, a PostgreSQL advisory lock,
+    nothing for an in-memory study (one process)."""
+    url = str(storage or "")
+    if url.startswith("sqlite:///"):
+        lock_path = Path(url.removeprefix("sqlite:///") + ".lock")
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif url.startswith("postgresql"):
+        import sqlalchemy
+
+        key = zlib.crc32(study_name.encode())  # one advisory lock per study
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        engine.dispose()
+    elif url:
+        raise ValueError(
+            f"hydra.sweeper.storage {url!r}: a shared study needs sqlite:/// or postgresql:// "
+            "(or null for one process)"
+        )
+    else:
+        yield
