@@ -97,8 +97,8 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
 
 @pytest.mark.slow
 def test_the_new_projects_own_tests_pass(tmp_path: Path) -> None:
-    dest = tmp_path / "forkedproj"
-    made = _new_project(tmp_path, "--name", "forkedproj", "--dest", str(dest), "--examples", "drop")
+    dest = tmp_path / "myfork"
+    made = _new_project(tmp_path, "--name", "myfork", "--dest", str(dest), "--examples", "drop")
     assert made.returncode == 0, made.stderr
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
