@@ -307,3 +307,50 @@ def test_ranks_agree_on_a_divergence_stop(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["stop_reason"].startswith("diverged at step")
     assert (run_dir / "checkpoints" / "last-good.ckpt").is_file()
+
+
+def _wandb_run(run_dir: Path) -> dict:
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1, offline
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    read = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(read.stdout)
+
+
+def _run_dir(result: subprocess.CompletedProcess[str]) -> Path:
+    return Path(result.stdout.split("run directory: ")[1].splitlines()[0])
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_wandb_run_and_failures_are_marked(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "none")}
+    wandb = ["logger=wandb", "callbacks.progress_bar=null", "trainer.max_epochs=4"]
+    stop = ["+callbacks.stop._target_=tests.helpers.Interrupt", "+callbacks.stop.epochs=2"]
+    first = run_cli("trainlab.train", *wandb, *stop, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    first_dir = _run_dir(first)
+    ckpt = first_dir / "checkpoints" / "last.ckpt"
+    resumed = run_cli("trainlab.train", *wandb, f"ckpt_path={ckpt}", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    one, two = _wandb_run(first_dir), _wandb_run(_run_dir(resumed))
+    assert one["run_id"] == two["run_id"] == (first_dir / "wandb_id").read_text()
+    assert two["state"] == "finished"
+
+    blow_up = ["+callbacks.blow_up._target_=tests.helpers.BlowUpLearningRate"]
+    blow_up += ["+callbacks.blow_up.epoch=1", "+callbacks.blow_up.lr=1e4"]
+    diverged = run_cli("trainlab.train", *wandb, *blow_up, cwd=tmp_path, env=env)
+    assert diverged.returncode == 0, diverged.stderr[-2000:]
+    run = _wandb_run(_run_dir(diverged))
+    assert "diverged" in run["tags"] and run["summary"]["stop_reason"].startswith("diverged")
+
+    crash = ["+callbacks.crash._target_=tests.helpers.FailAt", "+callbacks.crash.epoch=1"]
+    failed = run_cli("trainlab.train", "-m", *wandb, *crash, cwd=tmp_path, env=env)
+    assert failed.returncode == 1  # the sweep of one job reports its failure
+    job = next((tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()) / "0"
+    run = _wandb_run(job)
+    assert run["state"] == "failed" and run["exit_code"] == 1 and "failed" in run["tags"]

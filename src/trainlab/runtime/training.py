@@ -20,6 +20,7 @@ from trainlab.callbacks.random_state import RandomState
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.experiments.baselines import Baselines, fit_baselines, judge
+from trainlab.loggers.wandb import mark_runs
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import CONFIG_DIR, save_config
 from trainlab.runtime.environment import describe
@@ -132,6 +133,42 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
+    try:
+        metrics = _train_and_test(cfg, trainer, model, dm, out_dir, suggested_lr)
+    except Exception as err:
+        mark_runs(trainer.loggers, "failed", f"{type(err).__name__}: {err}", failed=True)
+        raise
+    return metrics
+
+
+def score_baselines(
+    cfg: DictConfig, model: Any, dm: Any, metrics: dict[str, float], trainer: pl.Trainer
+) -> Baselines:
+    """Fit the run's baselines, say whether the network beats them, and log their numbers to
+    every logger."""
+    found = fit_baselines(model, dm, cfg.get("baseline_samples", 5000), cfg.seed or 0)
+    monitor = getattr(model, "hparams", {}).get("monitor")
+    if monitor:
+        judge(metrics, found, monitor, model.hparams.get("mode", "min"))
+    for note in found.notes:
+        log.info("baselines: %s", note)
+    if found.verdict:
+        log.log(logging.INFO if found.beaten else logging.WARNING, "%s", found.verdict)
+    for logger in trainer.loggers if found.metrics else []:
+        logger.log_metrics(found.metrics, step=trainer.global_step)
+        logger.save()
+    return found
+
+
+def _train_and_test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: Any,
+    dm: Any,
+    out_dir: Path,
+    suggested_lr: float | None,
+) -> dict[str, float]:
+    """Fit, test the best checkpoint, score the baselines, write metrics.json."""
     with lightning_says_what_is_missing(model):
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
@@ -169,26 +206,9 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         }
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
         (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
+        if reason.startswith("diverged"):
+            mark_runs(trainer.loggers, "diverged", reason)
     return metrics
-
-
-def score_baselines(
-    cfg: DictConfig, model: Any, dm: Any, metrics: dict[str, float], trainer: pl.Trainer
-) -> Baselines:
-    """Fit the run's baselines, say whether the network beats them, and log their numbers to
-    every logger."""
-    found = fit_baselines(model, dm, cfg.get("baseline_samples", 5000), cfg.seed or 0)
-    monitor = getattr(model, "hparams", {}).get("monitor")
-    if monitor:
-        judge(metrics, found, monitor, model.hparams.get("mode", "min"))
-    for note in found.notes:
-        log.info("baselines: %s", note)
-    if found.verdict:
-        log.log(logging.INFO if found.beaten else logging.WARNING, "%s", found.verdict)
-    for logger in trainer.loggers if found.metrics else []:
-        logger.log_metrics(found.metrics, step=trainer.global_step)
-        logger.save()
-    return found
 
 
 @contextmanager
