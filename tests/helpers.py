@@ -140,3 +140,37 @@ def find_postgres_bin() -> Path | None:
         return versions[-1].parent
     found = shutil.which("initdb")
     return Path(found).resolve().parent if found else None
+
+
+class SignalAt(pl.Callback):
+    """Sends this process SIGTERM after batch ``batch`` of epoch ``epoch``, as SLURM does
+    before a time limit or a preemption."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:  # type: ignore[no-untyped-def]
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class KillAt(pl.Callback):
+    """Kills this process with SIGKILL after batch ``batch`` of epoch ``epoch``: no handler
+    runs, as when a node dies."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:  # type: ignore[no-untyped-def]
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)

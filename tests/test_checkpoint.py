@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -131,3 +132,81 @@ def test_a_checkpoint_given_by_hand_is_checked_before_anything_is_built(tmp_path
         assert not list(Path(resume.paths.output_dir).iterdir()), "a rejected run wrote files"
     with pytest.raises(ConfigError, match="is not a readable checkpoint"):
         evaluate(compose_cfg("eval", [f"ckpt_path={cut}"], tmp_path / "eval"))
+
+
+def test_sigterm_mid_epoch_saves_a_state_that_resumes_exactly(tmp_path: Path) -> None:
+    """SLURM sends SIGTERM before a time limit or a preemption: the run writes last.ckpt where
+    it stands, mid-epoch, and a run resumed from it ends as an uninterrupted one."""
+    common = [*COMMON, "trainer.max_epochs=3"]
+    fit(compose_cfg("train", common, tmp_path / "straight"))
+    signal_at = ["+callbacks.term._target_=tests.helpers.SignalAt", "+callbacks.term.epoch=1"]
+    with pytest.raises(SystemExit):
+        fit(
+            compose_cfg(
+                "train", [*common, *signal_at, "+callbacks.term.batch=7"], tmp_path / "first"
+            )
+        )
+    first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(first_last, weights_only=True)["global_step"] == 20 + 8  # mid-epoch 1
+    fit(compose_cfg("train", [*common, f"ckpt_path={first_last}"], tmp_path / "resumed"))
+
+    def last(sub: str) -> dict[str, torch.Tensor]:
+        path = tmp_path / sub / "run" / "checkpoints" / "last.ckpt"
+        return torch.load(path, weights_only=True)["state_dict"]
+
+    straight, resumed = last("straight"), last("resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
+def test_a_killed_job_run_again_with_resume_auto_continues_its_directory(
+    tmp_path: Path, signal_name: str
+) -> None:
+    """What a requeued SLURM job does: the same command in the same run directory. After
+    SIGTERM it continues mid-epoch from the state saved on the signal; after SIGKILL from the
+    last epoch-end checkpoint. Either way it ends as an uninterrupted run, in one directory,
+    with the whole learning curve."""
+    from tests.conftest import ROOT, run_cli
+
+    common = [*COMMON, "trainer.max_epochs=3", "callbacks.last_checkpoint.every_seconds=0"]
+    straight = tmp_path / "straight"
+    done = run_cli("trainlab.train", *common, f"hydra.run.dir={straight}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    run = tmp_path / "job"
+    job = [*common, "resume=auto", f"hydra.run.dir={run}"]
+    env = {"PYTHONPATH": str(ROOT)}
+    killer = "SignalAt" if signal_name == "TERM" else "KillAt"
+    kill = [f"+callbacks.kill._target_=tests.helpers.{killer}", "+callbacks.kill.epoch=1"]
+    first = run_cli("trainlab.train", *job, *kill, "+callbacks.kill.batch=7", cwd=tmp_path, env=env)
+    assert not (run / "metrics.json").exists()  # it did not finish
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved == (28 if signal_name == "TERM" else 20), first.stderr[-2000:]
+
+    again = run_cli("trainlab.train", *job, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"run directory: {run}" in again.stdout
+    ours, theirs = _weights(run), _weights(straight)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    curves = pd.read_csv(run / "csv" / "metrics.csv").dropna(subset=["train/loss"])
+    assert curves["epoch"].tolist() == [0, 1, 2]  # the epochs before the kill are kept
+
+
+@pytest.mark.slow
+def test_resume_auto_names_a_truncated_checkpoint_instead_of_starting_over(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    run = tmp_path / "job"
+    job = [*COMMON, "trainer.max_epochs=1", "resume=auto", f"hydra.run.dir={run}"]
+    assert run_cli("trainlab.train", *job, cwd=tmp_path).returncode == 0
+    latest = run / "checkpoints" / "last.ckpt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # killed mid-write
+    again = run_cli("trainlab.train", *job, cwd=tmp_path)
+    assert again.returncode == 2
+    assert f"resume=auto: {latest} is not a readable checkpoint" in again.stderr
+    assert "Nothing was overwritten" in again.stderr and (run / "metrics.json").is_file()

@@ -31,3 +31,17 @@ def warn_if_untested() -> None:
             version("lightning"),
             TESTED_LIGHTNING,
         )
+
+
+def load_pending_loader_states(trainer: object) -> None:
+    """Hand a resumed run's saved train-loader states to its loaders.
+
+    Lightning 2.6 loads them when it sets up the train loader, which it does once. A
+    ``configure_optimizers`` that reads ``trainer.estimated_stepping_batches`` (ours does, for
+    the schedules) sets the loader up *before* the checkpoint's loop state is restored, so the
+    states would never reach the loader and a run resumed mid-epoch would start the epoch over.
+    Called from ``on_train_start``, after the restore; does nothing where nothing is pending.
+    """
+    fit_loop = getattr(trainer, "fit_loop", None)
+    if fit_loop is not None and getattr(fit_loop, "_combined_loader_states_to_load", None):
+        fit_loop._load_combined_loader_states()  # private: see above

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from trainlab.errors import ConfigError
@@ -43,6 +44,7 @@ class LatestCheckpoint(Checkpoint):
         self.last_model_path = ""
         self._written_at = time.monotonic()
         self._written_step = -1
+        self.stopped_by_signal = False
 
     def _save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
@@ -68,3 +70,13 @@ class LatestCheckpoint(Checkpoint):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._skip(trainer) and self._written_step != trainer.global_step:
             self._save(trainer)
+
+    @override
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """On SIGTERM (what SLURM sends before a time limit or a preemption), write the state
+        as it is, mid-epoch too, so that the job resumes where it stopped."""
+        if isinstance(exception, SIGTERMException) and not self._skip(trainer):
+            self._save(trainer)
+            self.stopped_by_signal = True

@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from trainlab.compat import load_pending_loader_states
+
 
 class RandomState(pl.Callback):
     """Saves torch's (and CUDA's) random generator states into each checkpoint and restores
@@ -15,9 +17,14 @@ class RandomState(pl.Callback):
 
     Lightning restores weights, optimisers, schedulers and loops, but not the generators; without
     them a resumed run draws other dropout masks than an uninterrupted one. (The batch order of
-    the in-memory data depends only on the seed and the epoch already.) trainlab adds this
-    callback to every training run.
+    the in-memory data depends only on the seed and the epoch already, and a loader that saves
+    its position, as the in-memory one does, continues mid-epoch.) trainlab adds this callback
+    to every training run.
     """
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        load_pending_loader_states(trainer)
 
     @override
     def on_save_checkpoint(

@@ -64,6 +64,8 @@ class TensorBatches:
         # called every epoch; there is no batch sampler.
         self.sampler = EpochSampler()
         self.batch_sampler = None
+        self._served = 0  # batches handed out in this pass
+        self._resume: dict[str, int] | None = None
 
     def _samples_per_rank(self) -> int:
         return math.ceil(len(self.x) / self.world_size)
@@ -87,10 +89,25 @@ class TensorBatches:
             order = torch.cat([order, order[: padded - n]])
         return order[self.rank :: self.world_size]
 
+    # -- resuming mid-epoch (Lightning saves and loads a loader's state in checkpoints) ------
+    def state_dict(self) -> dict[str, int]:
+        """The epoch and how many of its batches were handed out, so that a run resumed from a
+        checkpoint written mid-epoch continues with the next batch. (Lightning fetches no batch
+        ahead from a loader whose length it knows, so handed out is trained on.)"""
+        return {"epoch": self.sampler.epoch, "trained": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = {"epoch": int(state["epoch"]), "trained": int(state["trained"])}
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start, resume, self._resume = 0, self._resume, None
+        if resume is not None and resume["epoch"] == self.sampler.epoch:
+            start = resume["trained"]  # the same epoch, interrupted: skip what was trained on
         order = self._order()
         # One gather per epoch, then views: cheaper than indexing every batch.
         x, y = (self.x, self.y) if order is None else (self.x[order], self.y[order])
-        for i in range(len(self)):
+        self._served = start
+        for i in range(start, len(self)):
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            self._served = i + 1
             yield x[s], y[s]

@@ -33,6 +33,62 @@ log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()
 
 
+LATEST = Path("checkpoints") / "last.ckpt"
+CSV_METRICS = Path("csv") / "metrics.csv"
+
+
+def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
+    """``resume=auto``: continue the run in ``out_dir`` from its ``checkpoints/last.ckpt`` when
+    there is one (a requeued SLURM job runs again in its own directory); returns the step it
+    resumes at, or None for a fresh start.
+
+    Raises:
+        ConfigError: the latest checkpoint is unreadable (truncated by a kill mid-write):
+            named, and never replaced by a silent restart from scratch.
+    """
+    latest = out_dir / LATEST
+    if cfg.get("resume") != "auto" or cfg.get("ckpt_path") or not latest.is_file():
+        return None
+    try:
+        check_checkpoint(latest, "resume=auto", resume=True)
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err}. Nothing was overwritten; move the file away to start this run afresh, or "
+            "resume from another checkpoint with ckpt_path="
+        ) from err
+    import torch
+
+    step = int(torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    with open_dict(cfg):
+        cfg.ckpt_path = str(latest)
+    log.info("resume=auto: continuing %s from %s (step %d)", out_dir, latest, step)
+    return step
+
+
+def csv_history(out_dir: Path, resumed_step: int | None) -> Any:
+    """The rows a resumed run's CSV log holds up to the resumed step (Lightning's CSV logger
+    clears its file when it opens it; :func:`merge_csv_history` puts them back)."""
+    path = out_dir / CSV_METRICS
+    if resumed_step is None or not path.is_file():
+        return None
+    import pandas as pd
+
+    rows = pd.read_csv(path)
+    return rows[rows["step"] <= resumed_step] if "step" in rows else rows
+
+
+def merge_csv_history(out_dir: Path, history: Any) -> None:
+    """The earlier rows, then this process's, in one ``metrics.csv``."""
+    if history is None:
+        return
+    import pandas as pd
+
+    path = out_dir / CSV_METRICS
+    rows = [history, pd.read_csv(path)] if path.is_file() and path.stat().st_size else [history]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(rows, ignore_index=True, sort=False).to_csv(path, index=False)
+
+
 def check_top_level(cfg: DictConfig) -> None:
     """Checks on the run-wide keys, before anything is built."""
     seed = cfg.get("seed")
@@ -43,6 +99,8 @@ def check_top_level(cfg: DictConfig) -> None:
         raise ConfigError(f"optimized_metric must name a val/ or test/ metric, got {metric!r}")
     if ckpt_path := cfg.get("ckpt_path"):
         check_checkpoint(ckpt_path, resume=True)
+    if cfg.get("resume") not in (None, "auto"):
+        raise ConfigError(f"resume must be auto or null, got {cfg.resume!r}")
     if not isinstance(cfg.get("baselines", True), bool):
         raise ConfigError(f"baselines must be true or false, got {cfg.baselines!r}")
     cap = cfg.get("baseline_samples", 5000)
@@ -110,12 +168,14 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
         with open_dict(cfg):
             cfg.seed = seed
+    resumed_step = resume_in_place(cfg, out_dir)
     dm = build_data(cfg)
     model = build_model(cfg, dm)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
+    history = csv_history(out_dir, resumed_step)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
 
@@ -138,6 +198,9 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     except Exception as err:
         mark_runs(trainer.loggers, "failed", f"{type(err).__name__}: {err}", failed=True)
         raise
+    finally:
+        if trainer.is_global_zero:
+            merge_csv_history(out_dir, history)
     return metrics
 
 
