@@ -210,3 +210,16 @@ def test_resume_auto_names_a_truncated_checkpoint_instead_of_starting_over(tmp_p
     assert again.returncode == 2
     assert f"resume=auto: {latest} is not a readable checkpoint" in again.stderr
     assert "Nothing was overwritten" in again.stderr and (run / "metrics.json").is_file()
+
+    # With an earlier state kept beside it, the run falls back to that one and says so.
+    run = tmp_path / "job2"
+    job = [*COMMON, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}"]
+    job.append("callbacks.last_checkpoint.every_seconds=0")
+    assert run_cli("trainlab.train", *job, cwd=tmp_path).returncode == 0
+    latest, previous = run / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.previous.ckpt"
+    assert torch.load(previous, weights_only=True)["global_step"] == 20
+    latest.write_bytes(latest.read_bytes()[:1000])
+    again = run_cli("trainlab.train", *job, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming from the one before it, {previous}" in again.stdout + again.stderr
+    assert torch.load(latest, weights_only=True)["global_step"] == 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class LatestCheckpoint(Checkpoint):
                 f"{every_seconds!r}"
             )
         self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.previous = Path(dirpath) / f"{filename}.previous.ckpt"
         self.every_seconds = float(every_seconds)
         self.last_model_path = ""
         self._written_at = time.monotonic()
@@ -47,7 +49,14 @@ class LatestCheckpoint(Checkpoint):
         self.stopped_by_signal = False
 
     def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
+        """Write to a temporary file, then swap it in: a kill mid-write never leaves a cut-off
+        ``last.ckpt``, and the one before stays as ``<name>.previous.ckpt``."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
+        if trainer.is_global_zero and tmp.is_file():
+            if self.path.is_file():
+                os.replace(self.path, self.previous)
+            os.replace(tmp, self.path)
         self.last_model_path = str(self.path)
         self._written_at, self._written_step = time.monotonic(), trainer.global_step
 

@@ -52,10 +52,16 @@ def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
     try:
         check_checkpoint(latest, "resume=auto", resume=True)
     except ConfigError as err:
-        raise ConfigError(
-            f"{err}. Nothing was overwritten; move the file away to start this run afresh, or "
-            "resume from another checkpoint with ckpt_path="
-        ) from err
+        previous = latest.with_name("last.previous.ckpt")
+        try:
+            check_checkpoint(previous, "resume=auto", resume=True)
+        except ConfigError:
+            raise ConfigError(
+                f"{err}. Nothing was overwritten; move the file away to start this run "
+                "afresh, or resume from another checkpoint with ckpt_path="
+            ) from err
+        log.warning("%s; resuming from the one before it, %s", err, previous)
+        latest = previous
     import torch
 
     step = int(torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["global_step"])
