@@ -179,8 +179,8 @@ def test_a_killed_job_run_again_with_resume_auto_continues_its_directory(
     assert done.returncode == 0, done.stderr[-2000:]
 
     run = tmp_path / "job"
-    job = [*common, "resume=auto", f"hydra.run.dir={run}"]
-    env = {"PYTHONPATH": str(ROOT)}
+    job = [*common, "resume=auto", f"hydra.run.dir={run}", "logger=many"]  # csv, tb, wandb
+    env = {"PYTHONPATH": str(ROOT), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "none")}
     killer = "SignalAt" if signal_name == "TERM" else "KillAt"
     kill = [f"+callbacks.kill._target_=tests.helpers.{killer}", "+callbacks.kill.epoch=1"]
     first = run_cli("trainlab.train", *job, *kill, "+callbacks.kill.batch=7", cwd=tmp_path, env=env)
@@ -195,6 +195,10 @@ def test_a_killed_job_run_again_with_resume_auto_continues_its_directory(
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     curves = pd.read_csv(run / "csv" / "metrics.csv").dropna(subset=["train/loss"])
     assert curves["epoch"].tolist() == [0, 1, 2]  # the epochs before the kill are kept
+    if signal_name == "TERM":  # one job, one W&B run: the requeued process logs under its id
+        offline = sorted((run / "wandb").glob("offline-run-*"))
+        wandb_id = (run / "wandb_id").read_text()
+        assert len(offline) == 2 and all(f"-{wandb_id}" in p.name for p in offline)
 
 
 @pytest.mark.slow
