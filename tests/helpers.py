@@ -143,28 +143,12 @@ def find_postgres_bin() -> Path | None:
 
 
 class SignalAt(pl.Callback):
-    """Sends this process SIGTERM after batch ``batch`` of epoch ``epoch``, as SLURM does
-    before a time limit or a preemption."""
+    """Sends this process ``signal`` after batch ``batch`` of epoch ``epoch``: ``SIGTERM``, as
+    SLURM does before a time limit or a preemption, or ``SIGKILL``, where no handler runs, as
+    when a node dies."""
 
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
-    ) -> None:  # type: ignore[no-untyped-def]
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            import os
-            import signal
-
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-class KillAt(pl.Callback):
-    """Kills this process with SIGKILL after batch ``batch`` of epoch ``epoch``: no handler
-    runs, as when a node dies."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
+    def __init__(self, epoch: int, batch: int, signal: str = "SIGTERM") -> None:
+        self.epoch, self.batch, self.signal = epoch, batch, signal
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
@@ -173,4 +157,4 @@ class KillAt(pl.Callback):
             import os
             import signal
 
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, self.signal))

@@ -181,8 +181,8 @@ def test_a_killed_job_run_again_with_resume_auto_continues_its_directory(
     run = tmp_path / "job"
     job = [*common, "resume=auto", f"hydra.run.dir={run}", "logger=many"]  # csv, tb, wandb
     env = {"PYTHONPATH": str(ROOT), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "none")}
-    killer = "SignalAt" if signal_name == "TERM" else "KillAt"
-    kill = [f"+callbacks.kill._target_=tests.helpers.{killer}", "+callbacks.kill.epoch=1"]
+    kill = ["+callbacks.kill._target_=tests.helpers.SignalAt", "+callbacks.kill.epoch=1"]
+    kill.append(f"+callbacks.kill.signal=SIG{signal_name}")
     first = run_cli("trainlab.train", *job, *kill, "+callbacks.kill.batch=7", cwd=tmp_path, env=env)
     assert not (run / "metrics.json").exists()  # it did not finish
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]

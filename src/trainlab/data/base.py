@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from trainlab.data.loader import TensorBatches
+from trainlab.data.loader import TensorSplits
+from trainlab.data.splits import check_fractions
 from trainlab.errors import ConfigError
 
 TASKS = ("classification", "regression")
@@ -55,13 +56,7 @@ class Loaded:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_fraction(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
-        raise ConfigError(f"data.{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
-
-
-class InMemoryDataModule(pl.LightningDataModule):
+class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
     """Loads a whole dataset into tensors and serves batches sliced from them.
 
     Subclasses implement :meth:`load`. Splits are stratified for classification and depend only
@@ -115,13 +110,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
             ):
                 raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                "data.val_fraction + data.test_fraction must be < 1, "
-                f"got {val_fraction} + {test_fraction}"
-            )
+        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
         if normalize not in NORMALIZE:
             raise ConfigError(f"data.normalize {normalize!r} is unknown; use one of {NORMALIZE}")
         if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
@@ -220,38 +209,6 @@ class InMemoryDataModule(pl.LightningDataModule):
             return torch.from_numpy(y.astype(np.int64))
         z = (y.astype(np.float64) - self._target_mean) / self._target_std
         return torch.from_numpy(z.astype(np.float32)).reshape(-1, 1)
-
-    def loader(self, split: str, shuffle: bool, shard: bool = True) -> TensorBatches:
-        """Batches of a split; with ``shard``, this process's share of them under DDP (a
-        calibration or a prediction reads the whole split on every process)."""
-        x, y = self.tensors(split)
-        rank, world = 0, 1
-        if shard and self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
-        seed = self.shuffle_seed
-        if seed is None:
-            seed = int(torch.initial_seed()) % 2**31
-        return TensorBatches(
-            x,
-            y,
-            self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            rank=rank,
-            world_size=world,
-        )
-
-    def train_dataloader(self) -> TensorBatches:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self.loader("val", shuffle=False)
-
-    def test_dataloader(self) -> TensorBatches:
-        return self.loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> TensorBatches:
-        return self.loader("test", shuffle=False)
 
     # -- internals ------------------------------------------------------------------------
     def _check_loaded(self, meta: Loaded) -> None:

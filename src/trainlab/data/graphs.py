@@ -15,36 +15,16 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
+from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
-
-SPLITS = ("train", "val", "test")
 
 
 def _check_int(name: str, value: Any, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"data.{name} must be an integer >= {least}, got {value!r}")
     return value
-
-
-def _check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-            raise ConfigError(f"data.{name} must be a number in (0, 1), got {value!r}")
-    if val_fraction + test_fraction >= 1:
-        raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
-
-
-def _split(labels: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
-    """Stratified indices of the three splits."""
-    index = np.arange(len(labels))
-    rest, test_idx = train_test_split(index, test_size=test, random_state=seed, stratify=labels)
-    train_idx, val_idx = train_test_split(
-        rest, test_size=val / (1 - test), random_state=seed, stratify=labels[rest]
-    )
-    return {"train": np.sort(train_idx), "val": np.sort(val_idx), "test": np.sort(test_idx)}
 
 
 def _undirected(edges: list[tuple[int, int]]) -> torch.Tensor:
@@ -81,7 +61,7 @@ class NodeDataModule(pl.LightningDataModule):
         self, val_fraction: float = 0.2, test_fraction: float = 0.3, split_seed: int = 0
     ) -> None:
         super().__init__()
-        _check_fractions(val_fraction, test_fraction)
+        check_fractions(val_fraction, test_fraction)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed = _check_int("split_seed", split_seed, 0)
         self.graph: Any = None
@@ -105,7 +85,9 @@ class NodeDataModule(pl.LightningDataModule):
             return
         self.graph, self.class_names = self.load()
         n = self.graph.num_nodes
-        split = _split(self.graph.y.numpy(), self.val_fraction, self.test_fraction, self.split_seed)
+        split = stratified_indices(
+            self.graph.y.numpy(), self.val_fraction, self.test_fraction, self.split_seed
+        )
         for name, idx in split.items():
             mask = torch.zeros(n, dtype=torch.bool)
             mask[torch.from_numpy(idx)] = True
@@ -237,7 +219,7 @@ class CyclesDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        _check_fractions(val_fraction, test_fraction)
+        check_fractions(val_fraction, test_fraction)
         self.samples = _check_int("samples", samples, 20)
         self.min_nodes = _check_int("min_nodes", min_nodes, 3)
         self.max_nodes = _check_int("max_nodes", max_nodes, self.min_nodes)
@@ -255,8 +237,8 @@ class CyclesDataModule(pl.LightningDataModule):
         rng = np.random.default_rng(self.seed)
         graphs = [self._graph(rng, label=i % 2) for i in range(self.samples)]
         labels = np.array([int(g.y) for g in graphs])
-        split = _split(labels, self.val_fraction, self.test_fraction, self.split_seed)
-        self.graphs = {name: [graphs[i] for i in idx] for name, idx in split.items()}
+        split = stratified_indices(labels, self.val_fraction, self.test_fraction, self.split_seed)
+        self.graphs = {name: [graphs[i] for i in np.sort(idx)] for name, idx in split.items()}
 
     def _graph(self, rng: np.random.Generator, label: int) -> Any:
         from torch_geometric.data import Data

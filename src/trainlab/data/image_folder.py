@@ -11,9 +11,9 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
+from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -182,11 +182,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             len(image_size) != 2 or not all(isinstance(s, int) and s > 0 for s in image_size)
         ):
             raise ConfigError(f"data.image_size must be [height, width], got {image_size!r}")
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < value < 1:
-                raise ConfigError(f"data.{name} must be in (0, 1), got {value!r}")
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
+        check_fractions(val_fraction, test_fraction)
         for name, value in (("batch_size", batch_size), ("num_workers", num_workers + 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
@@ -212,24 +208,16 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         files, labels, classes = find_images(self.root)
-        index = np.arange(len(files))
-        rest, test = train_test_split(
-            index, test_size=self.test_fraction, random_state=self.split_seed, stratify=labels
-        )
-        train, val = train_test_split(
-            rest,
-            test_size=self.val_fraction / (1 - self.test_fraction),
-            random_state=self.split_seed,
-            stratify=labels[rest],
-        )
+        indices = stratified_indices(labels, self.val_fraction, self.test_fraction, self.split_seed)
         if self.image_size is None:
             from PIL import Image
 
             with Image.open(files[0]) as first:
                 self.image_size = (first.height, first.width)
         size = (int(self.image_size[0]), int(self.image_size[1]))
+        train = indices["train"]
         mean, std = self._statistics([files[i] for i in train], labels[train], size)
-        for split, rows in (("train", train), ("val", val), ("test", test)):
+        for split, rows in indices.items():
             augment = self.augment if split == "train" else None
             picked = [files[i] for i in rows]
             self.datasets[split] = ImageFiles(

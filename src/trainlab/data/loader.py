@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -111,3 +112,49 @@ class TensorBatches:
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
             self._served = i + 1
             yield x[s], y[s]
+
+
+class TensorSplits:
+    """The loaders of a DataModule that holds each split as ``(x, y)`` tensors: mixed into the
+    in-memory and the text DataModules, which give ``tensors(split)``, ``batch_size``,
+    ``eval_batch_size`` and ``shuffle_seed``."""
+
+    batch_size: int
+    eval_batch_size: int
+    shuffle_seed: int | None
+    trainer: Any
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loader(self, split: str, shuffle: bool, shard: bool = True) -> TensorBatches:
+        """Batches of a split; with ``shard``, this process's share of them under DDP (a
+        calibration or a prediction reads the whole split on every process)."""
+        x, y = self.tensors(split)
+        rank, world = 0, 1
+        if shard and self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        seed = self.shuffle_seed
+        if seed is None:
+            seed = int(torch.initial_seed()) % 2**31
+        return TensorBatches(
+            x,
+            y,
+            self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self.loader("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self.loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self.loader("test", shuffle=False)

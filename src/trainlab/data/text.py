@@ -17,14 +17,13 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
-from trainlab.data.loader import TensorBatches
+from trainlab.data.loader import TensorSplits
+from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
 
 PAD, UNK = "<pad>", "<unk>"
 LEVELS = ("word", "char")
-SPLITS = ("train", "val", "test")
 WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -122,7 +121,7 @@ def generate_reviews(samples: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class TextDataModule(pl.LightningDataModule):
+class TextDataModule(TensorSplits, pl.LightningDataModule):
     """Classify strings: a CSV with a text column and a label column, or generated reviews.
 
     Args:
@@ -177,7 +176,7 @@ class TextDataModule(pl.LightningDataModule):
         self.max_vocab, self.lowercase, self.vocab_file = max_vocab, lowercase, vocab_file
         self.samples, self.seed = samples, seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
         self.vocab: Vocabulary | None = None
         self.class_names: list[str] | None = None
@@ -212,16 +211,8 @@ class TextDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.target {self.target!r} holds one label only")
         y = labels.map({c: i for i, c in enumerate(self.class_names)}).to_numpy()
         texts = frame[self.text].fillna("").astype(str).to_numpy()
-        index = np.arange(len(frame))
-        rest, test = train_test_split(
-            index, test_size=self.test_fraction, random_state=self.split_seed, stratify=y
-        )
-        train, val = train_test_split(
-            rest,
-            test_size=self.val_fraction / (1 - self.test_fraction),
-            random_state=self.split_seed,
-            stratify=y[rest],
-        )
+        split = stratified_indices(y, self.val_fraction, self.test_fraction, self.split_seed)
+        train = split["train"]
         if self.vocab_file is not None:
             self.vocab = Vocabulary.load(Path(self.vocab_file))
         else:  # from the training texts only: val and test words are unknown until seen
@@ -230,9 +221,9 @@ class TextDataModule(pl.LightningDataModule):
             )
         longest = max(len(self.vocab.split(t)) for t in texts[train])
         self.length = max(1, min(self.max_length, longest))
-        for split, idx in zip(SPLITS, (train, val, test), strict=True):
+        for name, idx in split.items():
             ids = torch.from_numpy(self.vocab.encode(list(texts[idx]), self.length))
-            self._tensors[split] = (ids, torch.from_numpy(y[idx].astype(np.int64)))
+            self._tensors[name] = (ids, torch.from_numpy(y[idx].astype(np.int64)))
 
     def _read(self) -> pd.DataFrame:
         if self.path is None:
@@ -245,29 +236,6 @@ class TextDataModule(pl.LightningDataModule):
                 f"{list(frame.columns)} (set data.text and data.target)"
             )
         return frame
-
-    def loader(self, split: str, shuffle: bool, shard: bool = True) -> TensorBatches:
-        x, y = self._tensors[split]
-        rank, world = 0, 1
-        if shard and self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
-        seed = self.shuffle_seed if self.shuffle_seed is not None else torch.initial_seed() % 2**31
-        size = self.batch_size if split == "train" else self.eval_batch_size
-        return TensorBatches(
-            x, y, size, shuffle=shuffle, seed=int(seed), rank=rank, world_size=world
-        )
-
-    def train_dataloader(self) -> TensorBatches:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self.loader("val", shuffle=False)
-
-    def test_dataloader(self) -> TensorBatches:
-        return self.loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> TensorBatches:
-        return self.loader("test", shuffle=False)
 
     # -- what a run keeps, and new text ----------------------------------------------------
     def save_artifacts(self, run_dir: Path) -> None:

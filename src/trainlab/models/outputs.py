@@ -15,14 +15,14 @@ LOADER_SPLITS = ("train", "val", "test", "predict")
 
 
 def split_loader(dm: Any, split: str) -> Iterable[Any]:
-    """The batches of a whole split, as one process reads it: an in-memory DataModule's
-    unsharded batches; any other DataModule's ``<split>_dataloader()`` (called outside
-    Lightning, which would shard it under DDP)."""
-    from trainlab.data.base import InMemoryDataModule
+    """The batches of a whole split, as one process reads it: the unsharded batches of a
+    DataModule of tensor splits (in-memory, text); any other DataModule's
+    ``<split>_dataloader()`` (called outside Lightning, which would shard it under DDP)."""
+    from trainlab.data.loader import TensorSplits
 
     if split not in LOADER_SPLITS:
         raise ConfigError(f"split {split!r} is unknown; use one of {LOADER_SPLITS}")
-    if isinstance(dm, InMemoryDataModule):
+    if isinstance(dm, TensorSplits):
         return dm.loader("test" if split == "predict" else split, shuffle=False, shard=False)
     return getattr(dm, f"{split}_dataloader")()
 
