@@ -3,12 +3,13 @@
     python scripts/new_project.py --name myproj [--dest ../myproj] [--examples keep|drop]
     make new-project NAME=myproj [DEST=../myproj] [EXAMPLES=drop]
 
-The copy holds the template's files (those git tracks, or the whole tree without build outputs
-where there is no git), with the package ``src/trainlab`` renamed to ``src/<name>`` and every
-``trainlab`` in the code, configs, Makefile and docs replaced (``TRAINLAB_`` variables become
-``<NAME>_``, console scripts ``<name>-train`` ...). ``--examples drop`` leaves out the example
-experiments (all of ``conf/experiment`` but the default ``digits_mlp``) and ``docs/``; the tests
-that use a dropped experiment skip themselves. Nothing is overwritten: the destination must not
+The copy holds the template's files (those git tracks or would track, or the whole tree without
+build outputs where there is no git; never a ``.env``, a database, a key or a checkpoint), with
+the package ``src/trainlab`` renamed to ``src/<name>`` and every ``trainlab`` in the code,
+configs, Makefile and docs replaced (``TRAINLAB_`` variables become ``<NAME>_``, console
+scripts ``<name>-train`` ...). ``--examples drop`` leaves out the example experiments (all of
+``conf/experiment`` but the default ``digits_mlp``) and ``docs/``; the tests that use a dropped
+experiment skip themselves. Nothing is overwritten: the destination must not
 exist. Standard library only: runs before anything is installed.
 """
 
@@ -27,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "logs", "outputs", "multirun", "wandb", "lightning_logs", "data"}
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist"}
 KEPT_EXPERIMENTS = {"digits_mlp.yaml"}
+# Never copied, tracked or not: credentials, databases (an Optuna study), keys, checkpoints.
+PRIVATE = re.compile(
+    r"(^|/)(\.env(\..*)?|\.pgpass|\.netrc|[^/]*\.(db|sqlite3?|pem|key|ckpt|pt|pth))$"
+)
 
 
 def check_name(name: str) -> str:
@@ -62,6 +67,11 @@ def template_files(root: Path) -> list[Path]:
     return sorted(f for f in files if (root / f).is_file())
 
 
+def private(path: Path) -> bool:
+    """A file that may hold a credential or someone's data: never copied."""
+    return bool(PRIVATE.search(path.as_posix()))
+
+
 def wanted(path: Path, examples: str) -> bool:
     if examples == "keep":
         return True
@@ -77,6 +87,9 @@ def rename(text: str, name: str) -> str:
 def copy(root: Path, dest: Path, name: str, examples: str) -> int:
     count = 0
     for rel in template_files(root):
+        if private(rel):
+            print(f"new-project: not copied (may hold a secret or data): {rel}", file=sys.stderr)
+            continue
         if not wanted(rel, examples):
             continue
         target = dest / Path(*(name if part == TEMPLATE else part for part in rel.parts))

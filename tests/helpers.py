@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -142,6 +144,68 @@ def find_postgres_bin() -> Path | None:
     return Path(found).resolve().parent if found else None
 
 
+@contextlib.contextmanager
+def throwaway_postgres(password: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server on a free port, removed afterwards; yields the URL of its database
+    ``optuna`` for the user ``postgres``. With ``password``, the server asks for it
+    (scram-sha-256) and the URL leaves it out: give it in the storage URL or ``PGPASSWORD``."""
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    import pytest
+
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    pytest.importorskip("psycopg2")
+    base = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    env = {**os.environ, "PGPASSWORD": password or ""}
+
+    def pg(*args: str) -> None:
+        done = subprocess.run([*run_as, *args], capture_output=True, text=True, cwd=base, env=env)
+        assert done.returncode == 0, f"{args[0]}: {done.stdout}{done.stderr}"
+
+    auth = ["--auth=trust"]
+    if password is not None:
+        (base / "pw").write_text(password)
+        if run_as:
+            os.chown(base / "pw", user.pw_uid, user.pw_gid)
+        auth = ["--auth=scram-sha-256", f"--pwfile={base / 'pw'}"]
+    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", *auth)
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
+    pg(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(base / "log"),
+        "-w",
+        "start",
+    )
+    try:
+        host = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        pg(str(bin_dir / "createdb"), *host, "optuna")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 class SignalAt(pl.Callback):
     """Sends this process ``signal`` after batch ``batch`` of epoch ``epoch``: ``SIGTERM``, as
     SLURM does before a time limit or a preemption, or ``SIGKILL``, where no handler runs, as
@@ -158,3 +222,50 @@ class SignalAt(pl.Callback):
             import signal
 
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class KillAtWrite(pl.Callback):
+    """Kills this process with SIGKILL at the ``at``-th file-system step that makes a write
+    durable (an ``os.fsync``, ``os.replace`` or ``os.link``), before or after it (``when``);
+    ``at=-1`` kills nothing. Every step is appended to ``log`` (``<n> <call> <file>``), so a
+    test can count them and choose kill points spread over the writes of a run."""
+
+    def __init__(self, at: int, log: str, when: str = "before") -> None:
+        import os
+        import signal
+
+        self.count = 0
+        out = open(log, "a")  # noqa: SIM115 (kept open for the life of the process)
+        real = {name: getattr(os, name) for name in ("fsync", "replace", "link")}
+
+        def step(name: str, target: str) -> None:
+            out.write(f"{self.count} {name} {target}\n")
+            out.flush()
+            if self.count == at and when == "before":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def after() -> None:
+            if self.count == at and when == "after":
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.count += 1
+
+        def fsync(fd: int) -> None:
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                target = "?"
+            step("fsync", target)
+            real["fsync"](fd)
+            after()
+
+        def two_paths(name: str):  # type: ignore[no-untyped-def]
+            def call(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+                step(name, str(dst))
+                real[name](src, dst, *args, **kwargs)
+                after()
+
+            return call
+
+        os.fsync = fsync
+        os.replace = two_paths("replace")
+        os.link = two_paths("link")

@@ -88,7 +88,8 @@ def test_checkpoints_hold_the_random_state_for_dropout(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("every", "held"),
     [
-        (0, {"last": [None, 0, 1], "best": [None, 0, 0]}),  # last.ckpt at every epoch's end
+        # last.ckpt of every epoch's end, swapped in as the next starts (after this record)
+        (0, {"last": [None, None, 0], "best": [None, 0, 0]}),
         (3600, {"last": [None, None, None], "best": [None, 0, 0]}),  # only when training ends
     ],
 )

@@ -35,6 +35,20 @@ def test_pyproject_pins_the_same_range() -> None:
     assert SpecifierSet(pins[0].removeprefix("lightning")) == SpecifierSet(TESTED_LIGHTNING)
 
 
+def test_torch_is_new_enough_for_weights_only_loads() -> None:
+    from packaging.version import Version
+
+    from trainlab.trust.loading import MIN_TORCH
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pin,) = [
+        d.split("#")[0].strip() for d in project["dependencies"] if re.match(r"torch[<>=~! ]", d)
+    ]
+    allowed = SpecifierSet(pin.removeprefix("torch"))
+    assert MIN_TORCH in allowed and "2.5.1" not in allowed, pin
+    assert Version(version("torch").split("+")[0]) >= Version(MIN_TORCH)
+
+
 def test_private_lightning_names_live_in_compat_only() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"

@@ -60,11 +60,15 @@ def test_your_own_datamodule_with_plain_dataloaders(make_cfg: MakeCfg, tmp_path:
     assert 0 <= report["after"]["ece"] <= report["before"]["ece"] + 0.02
     assert json.loads((run / "classes.json").read_text()) == [str(i) for i in range(10)]
 
-    evaluated = evaluate(compose_cfg("eval", [f"run_dir={run}"], tmp_path / "eval"))
+    # A run directory builds only the targets conf/ names, or those trusted by name.
+    with pytest.raises(ConfigError, match=r"trust_targets=\[tests.forks.DigitsLoaders\]"):
+        evaluate(compose_cfg("eval", [f"run_dir={run}"], tmp_path / "refused"))
+    trust = "trust_targets=[tests.forks.DigitsLoaders]"
+    evaluated = evaluate(compose_cfg("eval", [f"run_dir={run}", trust], tmp_path / "eval"))
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
     assert evaluated["test/ece_calibrated"] == pytest.approx(report["after"]["ece"], abs=1e-6)
     out = tmp_path / "pred.csv"
-    predict(compose_cfg("predict", [f"run_dir={run}", f"output={out}"], tmp_path / "pred"))
+    predict(compose_cfg("predict", [f"run_dir={run}", trust, f"output={out}"], tmp_path / "pred"))
     table = pd.read_csv(out)
     assert len(table) == 360
     assert (table["pred"] == table["target"]).mean() == pytest.approx(metrics["test/acc"])
@@ -73,7 +77,12 @@ def test_your_own_datamodule_with_plain_dataloaders(make_cfg: MakeCfg, tmp_path:
         predict(
             compose_cfg(
                 "predict",
-                [f"run_dir={run}", f"input_csv={tmp_path / 'x.csv'}", f"output={tmp_path / 'y'}"],
+                [
+                    f"run_dir={run}",
+                    trust,
+                    f"input_csv={tmp_path / 'x.csv'}",
+                    f"output={tmp_path / 'y'}",
+                ],
                 tmp_path / "pred2",
             )
         )
@@ -98,10 +107,11 @@ def test_your_own_lightningmodule_trains_evaluates_and_predicts(
     assert (run / "checkpoints" / "best.ckpt").is_file()
     report = json.loads((run / "calibration.json").read_text())  # calibrates its logits
     assert report["method"] == "temperature"
-    evaluated = evaluate(compose_cfg("eval", [f"run_dir={run}"], tmp_path / "eval"))
+    trust = "trust_targets=[tests.forks.TinyClassifier]"
+    evaluated = evaluate(compose_cfg("eval", [f"run_dir={run}", trust], tmp_path / "eval"))
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
     out = tmp_path / "pred.csv"
-    predict(compose_cfg("predict", [f"run_dir={run}", f"output={out}"], tmp_path / "pred"))
+    predict(compose_cfg("predict", [f"run_dir={run}", trust, f"output={out}"], tmp_path / "pred"))
     table = pd.read_csv(out)
     assert (table["pred"] == table["target"]).mean() == pytest.approx(metrics["test/acc"], abs=1e-6)
     assert table.filter(like="prob_").sum(axis=1).round(5).eq(1).all()

@@ -4,19 +4,15 @@ server, failed trials recorded, and a study that continues after every worker st
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.helpers import find_postgres_bin
+from tests.helpers import throwaway_postgres
 
 WORKER = [
     "hparams_search=optuna",
@@ -95,53 +91,8 @@ def test_a_trial_whose_run_crashed_is_recorded_as_failed(tmp_path: Path) -> None
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL server on a free port; its URL."""
-    bin_dir = find_postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
-    pytest.importorskip("psycopg2")
-    base = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-
-    def pg(*args: str) -> None:
-        done = subprocess.run([*run_as, *args], capture_output=True, text=True, cwd=base)
-        assert done.returncode == 0, f"{args[0]}: {done.stdout}{done.stderr}"
-
-    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    pg(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(base / "log"),
-        "-w",
-        "start",
-    )
-    try:
-        pg(
-            str(bin_dir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "optuna",
-        )
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
-    finally:
-        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.mark.slow

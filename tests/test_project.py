@@ -95,6 +95,37 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
     assert bad.returncode != 0 and "must be a lowercase Python identifier" in bad.stderr
 
 
+def test_new_project_never_copies_credentials_or_data(tmp_path: Path) -> None:
+    """A user's .env, an Optuna study database and a checkpoint, untracked or even tracked,
+    stay out of the new project and its first commit."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("new_project", ROOT / "scripts/new_project.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    src = tmp_path / "src"
+    (src / "conf").mkdir(parents=True)
+    held = {
+        "conf/train.yaml": "seed: 1\n",
+        "mine.py": "x = 1\n",
+        ".env": "WANDB_API_KEY=sentinel-key\n",
+        "study.db": "sqlite",
+        "conf/.env.local": "PGPASSWORD=sentinel\n",
+        "best.ckpt": "weights",
+    }
+    for name, text in held.items():
+        (src / name).write_text(text)
+    subprocess.run(["git", "init", "-q"], cwd=src, check=True)
+    subprocess.run(["git", "add", "-f", "conf/train.yaml", "study.db"], cwd=src, check=True)
+    dest = tmp_path / "dest"
+    module.copy(src, dest, "myproj", "keep")
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == ["conf/train.yaml", "mine.py"]
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert {".env", "*.db", "*.ckpt"} <= set(ignored)
+
+
 @pytest.mark.slow
 def test_the_new_projects_own_tests_pass(tmp_path: Path) -> None:
     dest = tmp_path / "myfork"

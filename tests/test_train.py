@@ -20,6 +20,7 @@ from trainlab.errors import ConfigError
 from trainlab.runtime.build import check_output_shape
 from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
+from trainlab.trust.secrets import redact
 
 MakeCfg = Callable[..., DictConfig]
 QUICK = [
@@ -65,7 +66,8 @@ def test_env_json_names_the_code_and_the_machine(make_cfg: MakeCfg) -> None:
     assert env["git"]["commit"] == git("rev-parse", "HEAD").strip()
     diff = git("diff", "HEAD")
     assert env["git"]["dirty"] == bool(diff)
-    assert (run / "git.diff").read_text() == diff if diff else not (run / "git.diff").exists()
+    masked = redact(diff)  # secrets edited into tracked files are masked
+    assert (run / "git.diff").read_text() == masked if diff else not (run / "git.diff").exists()
     assert env["packages"]["torch"] == torch.__version__
     assert env["packages"]["lightning"] == importlib.metadata.version("lightning")
     assert env["cuda"]["available"] == torch.cuda.is_available()

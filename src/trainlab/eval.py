@@ -16,7 +16,7 @@ from trainlab.runtime.configs import CONFIG_DIR
 def _main(cfg: DictConfig) -> None:
     from trainlab.runtime.evaluation import evaluate
 
-    metrics = reject_bad_config(lambda: evaluate(cfg), cfg.paths.output_dir, cfg.paths.log_dir)
+    metrics = reject_bad_config(lambda: evaluate(cfg), cfg.paths.output_dir)
     print(f"{cfg.split} metrics: { ({k: round(v, 4) for k, v in sorted(metrics.items())}) }")
 
 

@@ -18,7 +18,7 @@ from trainlab.runtime.configs import CONFIG_DIR
 def _main(cfg: DictConfig) -> None:
     from trainlab.runtime.export import export
 
-    report = reject_bad_config(lambda: export(cfg), cfg.paths.output_dir, cfg.paths.log_dir)
+    report = reject_bad_config(lambda: export(cfg), cfg.paths.output_dir)
     print(
         f"exported {report['format']} to {report['file']}\n"
         f"parity on {report['split']} ({report['samples']} samples): max |difference| "

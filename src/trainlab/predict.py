@@ -17,7 +17,7 @@ from trainlab.runtime.configs import CONFIG_DIR
 def _main(cfg: DictConfig) -> None:
     from trainlab.runtime.evaluation import predict
 
-    path = reject_bad_config(lambda: predict(cfg), cfg.paths.output_dir, cfg.paths.log_dir)
+    path = reject_bad_config(lambda: predict(cfg), cfg.paths.output_dir)
     print(f"predictions: {path}")
 
 

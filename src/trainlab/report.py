@@ -16,16 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+OWNER = "trainlab-report"
 
-def output_dir(targets: Sequence[str], run_paths: Sequence[Path]) -> Path:
-    """The single directory given, else the folder all runs share."""
+
+def output_dir(targets: Sequence[str]) -> Path | None:
+    """The single directory given (a sweep or a run), else None: runs from several places
+    have no folder of their own, and ``--out`` must say where the report goes."""
     if len(targets) == 1 and Path(targets[0]).is_dir():
         return Path(targets[0])
-    return (
-        Path(os.path.commonpath([str(p) for p in run_paths]))
-        if len(run_paths) > 1
-        else run_paths[0]
-    )
+    return None
+
+
+TABLES = ("report.md", "report.csv", "groups.csv")
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -50,23 +52,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from trainlab.errors import ConfigError
     from trainlab.experiments.plots import draw
     from trainlab.experiments.report import build, console_table, group_rows, job_rows, markdown
     from trainlab.experiments.tracking import publish, wandb_settings
+    from trainlab.trust.files import record_written, refuse_foreign
 
     try:
         report = build(args.targets)
     except FileNotFoundError as err:
         print(f"trainlab: error: {err}", file=sys.stderr)
         return 2
-    out = args.out or output_dir(args.targets, [r.path for r in report.runs])
+    out = args.out or output_dir(args.targets)
+    if out is None:
+        print(
+            "trainlab: error: the runs come from several places; give --out DIR for the report",
+            file=sys.stderr,
+        )
+        return 2
     out.mkdir(parents=True, exist_ok=True)
+    existing = [n for n in os.listdir(out) if n in TABLES or n.startswith("report_")]
+    try:  # a report replaces only the files an earlier report wrote
+        refuse_foreign(out, existing, OWNER)
+    except ConfigError as err:
+        print(f"trainlab: error: {err}", file=sys.stderr)
+        return 2
     report.root = out.resolve()
     images = draw(report, out)
     (out / "report.md").write_text(markdown(report, images))
     jobs, groups = job_rows(report), group_rows(report)
     write_csv(jobs, out / "report.csv")
     write_csv(groups, out / "groups.csv")
+    record_written(out, [*TABLES, *(Path(i).name for i in images)], OWNER)
 
     print(console_table(groups))
     for ablation in report.ablations:

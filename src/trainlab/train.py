@@ -36,7 +36,7 @@ def _main(cfg: DictConfig) -> float | None:
             return math.nan  # Optuna records the trial as failed
         metrics = found
     else:
-        metrics = reject_bad_config(job, cfg.paths.output_dir, cfg.paths.log_dir)
+        metrics = reject_bad_config(job, cfg.paths.output_dir)
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")

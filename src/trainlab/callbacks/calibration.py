@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.loggers.scalars import log_scalars
 from trainlab.models.outputs import gather, split_loader
+from trainlab.trust.files import move_into_place, temporary_for, write_atomic
+from trainlab.trust.loading import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class Calibration(pl.Callback):
             return
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "calibration.json").write_text(json.dumps(self.results, indent=2))
+        write_atomic(out / "calibration.json", json.dumps(self.results, indent=2))
         figure = save_reliability_diagram(
             {"uncalibrated": before, f"{calibrator.method} scaling": after},
             out / "reliability.png",
@@ -182,8 +183,8 @@ class Calibration(pl.Callback):
 
     @staticmethod
     def _save_into(path: Path, saved: dict[str, Any]) -> None:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(path)
         checkpoint.update(saved)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = temporary_for(path)
         torch.save(checkpoint, tmp)
-        os.replace(tmp, path)  # atomic: the checkpoint is never half-written
+        move_into_place(tmp, path)  # the checkpoint is never half-written

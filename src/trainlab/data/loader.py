@@ -65,7 +65,8 @@ class TensorBatches:
         # called every epoch; there is no batch sampler.
         self.sampler = EpochSampler()
         self.batch_sampler = None
-        self._served = 0  # batches handed out in this pass
+        self._served = 0  # batches handed out in this pass ...
+        self._served_epoch = -1  # ... of this epoch
         self._resume: dict[str, int] | None = None
 
     def _samples_per_rank(self) -> int:
@@ -95,7 +96,9 @@ class TensorBatches:
         """The epoch and how many of its batches were handed out, so that a run resumed from a
         checkpoint written mid-epoch continues with the next batch. (Lightning fetches no batch
         ahead from a loader whose length it knows, so handed out is trained on.)"""
-        return {"epoch": self.sampler.epoch, "trained": self._served}
+        # Between two epochs (Lightning has set the next one), nothing of the next is trained.
+        trained = self._served if self._served_epoch == self.sampler.epoch else 0
+        return {"epoch": self.sampler.epoch, "trained": trained}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = {"epoch": int(state["epoch"]), "trained": int(state["trained"])}
@@ -107,7 +110,7 @@ class TensorBatches:
         order = self._order()
         # One gather per epoch, then views: cheaper than indexing every batch.
         x, y = (self.x, self.y) if order is None else (self.x[order], self.y[order])
-        self._served = start
+        self._served, self._served_epoch = start, self.sampler.epoch
         for i in range(start, len(self)):
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
             self._served = i + 1

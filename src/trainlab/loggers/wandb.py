@@ -11,6 +11,8 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 
+from trainlab.trust.files import write_atomic
+
 
 def has_wandb_api_key() -> bool:
     """True when ``WANDB_API_KEY`` is set or ``~/.netrc`` holds a login for the W&B host."""
@@ -61,7 +63,7 @@ def wandb_logger(
         kwargs["id"], resumed = run_id(save_dir, resume_from)
         if resumed:
             kwargs.setdefault("resume", "allow")
-    (Path(save_dir) / ID_FILE).write_text(str(kwargs["id"]))
+    write_atomic(Path(save_dir) / ID_FILE, str(kwargs["id"]))
     return WandbLogger(offline=offline, save_dir=save_dir, **kwargs)
 
 

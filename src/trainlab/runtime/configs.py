@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,32 +58,13 @@ def job_name(run_name: str) -> str:
     return f"{run_name}[{overrides}]" if overrides else run_name
 
 
-def discard_untouched_run_dir(run_dir: str | Path, up_to: str | Path | None = None) -> bool:
-    """Remove a run directory that holds only what Hydra wrote before the job failed its checks,
-    then each parent folder up to ``up_to`` (the log folder) that this leaves empty.
-
-    A run whose config was rejected leaves nothing behind. A directory holding anything else
-    (checkpoints, metrics, a user's files, other runs) is never touched.
-    """
-    path = Path(run_dir).resolve()
-    if not path.is_dir():
-        return False
-    entries = list(path.iterdir())
-    if any(not (e.name == ".hydra" or (e.is_file() and e.suffix == ".log")) for e in entries):
-        return False
-    shutil.rmtree(path)
-    stop = Path(up_to).resolve() if up_to is not None else path.parent
-    parent = path.parent
-    while (parent == stop or stop in parent.parents) and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
-    return True
-
-
 def save_config(cfg: DictConfig, path: Path) -> None:
-    """Write the fully resolved config (what the run really used) as YAML."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    """Write the fully resolved config (what the run really used) as YAML, secrets masked."""
+    from trainlab.trust.files import write_atomic
+    from trainlab.trust.secrets import redact_config
+
+    plain = redact_config(OmegaConf.to_container(cfg, resolve=True))
+    write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(plain)))
 
 
 def config_groups() -> dict[str, list[str]]:

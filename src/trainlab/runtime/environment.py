@@ -12,6 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from trainlab.trust.files import write_atomic
+from trainlab.trust.secrets import redact
+
 PACKAGES = (
     "trainlab",
     "torch",
@@ -50,8 +53,8 @@ def git_state(root: Path, out_dir: Path) -> dict[str, Any] | None:
     if commit is None:
         return None
     diff = _git(root, "diff", "HEAD") or ""
-    if diff:
-        (out_dir / DIFF_FILE).write_text(diff)
+    if diff:  # what the user edited into tracked files may hold a secret: masked
+        write_atomic(out_dir / DIFF_FILE, redact(diff))
     return {"commit": commit.strip(), "dirty": bool(diff), "diff": DIFF_FILE if diff else None}
 
 
@@ -71,7 +74,7 @@ def describe(root: Path, out_dir: Path) -> dict[str, Any]:
 
     cuda = torch.cuda.is_available()
     return {
-        "command": sys.argv,
+        "command": [redact(arg) for arg in sys.argv],
         "git": git_state(root, out_dir),
         "packages": package_versions(),
         "python": sys.version.split()[0],

@@ -34,7 +34,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """
     if cfg.split not in SPLITS:
         raise ConfigError(f"split {cfg.split!r} is unknown; use one of {SPLITS}")
-    run = restore(cfg.run_dir, cfg.ckpt_path)
+    run = restore(
+        cfg.run_dir,
+        cfg.ckpt_path,
+        cfg.get("trust_targets") or (),
+        bool(cfg.get("allow_data_change", False)),
+    )
     trainer = pl.Trainer(
         accelerator="auto",
         devices=1,
@@ -127,7 +132,12 @@ def predict(cfg: DictConfig) -> Path:
     output = Path(cfg.output)
     if output.exists():
         raise ConfigError(f"output: {output} exists; choose another path (nothing is overwritten)")
-    run = restore(cfg.run_dir, cfg.ckpt_path)
+    run = restore(
+        cfg.run_dir,
+        cfg.ckpt_path,
+        cfg.get("trust_targets") or (),
+        bool(cfg.get("allow_data_change", False)),
+    )
     dm, model = run.datamodule, run.model
     targets: Any
     if cfg.input_csv:

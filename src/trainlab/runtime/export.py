@@ -19,6 +19,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.models.outputs import split_loader
 from trainlab.runtime.restore import restore
+from trainlab.trust.files import write_new
 
 log = logging.getLogger(__name__)
 logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # its passes log every step
@@ -77,7 +78,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """
     if cfg.format not in FORMATS:
         raise ConfigError(f"format {cfg.format!r} is unknown; use one of {sorted(FORMATS)}")
-    run = restore(cfg.run_dir, cfg.ckpt_path)
+    run = restore(
+        cfg.run_dir,
+        cfg.ckpt_path,
+        cfg.get("trust_targets") or (),
+        bool(cfg.get("allow_data_change", False)),
+    )
     dm, model = run.datamodule, run.model
     net = getattr(model, "net", None)
     if not isinstance(net, nn.Module):
@@ -102,8 +108,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         )
     raw = normalised * std + mean if mean is not None and std is not None else normalised
     output = Path(cfg.output) if cfg.output else run.run_dir / "export" / FORMATS[cfg.format]
-    if output.exists():
-        raise ConfigError(f"output: {output} exists; choose another path (nothing is overwritten)")
+    sidecar_path = output.with_name("export.json")
+    for path in (output, sidecar_path):
+        if path.exists():
+            raise ConfigError(
+                f"output: {path} exists; choose another path (nothing is overwritten)"
+            )
     output.parent.mkdir(parents=True, exist_ok=True)
     example = raw[:2]
     try:
@@ -165,7 +175,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "opset": int(cfg.opset) if cfg.format == "onnx" else None,
         "parity": report,
     }
-    output.with_name("export.json").write_text(json.dumps(sidecar, indent=2))
+    write_new(sidecar_path, json.dumps(sidecar, indent=2))
     if diff > cfg.tolerance:
         raise ConfigError(
             f"{output}: outputs differ from PyTorch by up to {diff:.3g} on {cfg.split}, more "

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainlab.calibration import load_calibrator
 from trainlab.calibration.conformal import load_conformal
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
+from trainlab.trust.data import check as check_data
+from trainlab.trust.loading import check_buildable, check_checkpoint, load_checkpoint
 
 CONFIG_NAME = "config.yaml"
 VOCAB_FILE = "vocab.json"
@@ -29,37 +29,6 @@ class Restored:
     model: Any
     calibrator: Any  # a fitted Calibrator saved with the checkpoint, or None
     conformal: Any = None  # fitted ConformalSets saved with the checkpoint, or None
-
-
-def check_checkpoint(path: str | Path, key: str = "ckpt_path", resume: bool = False) -> Path:
-    """Check that ``path`` is a checkpoint trainlab can read (to resume from, with ``resume``),
-    before anything is built or written.
-
-    Raises:
-        ConfigError: naming ``key`` and the file: missing, truncated or not a checkpoint, or
-            holding the weights alone where training is to resume.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{key}: {str(path)!r} is not a file")
-    if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut-off one is not
-        raise ConfigError(
-            f"{key}: {file} is not a readable checkpoint (truncated, or not written by torch.save)"
-        )
-    try:  # mmap: the tensors are not read
-        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        return file  # objects of the user's own: Lightning loads them itself
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ConfigError(f"{key}: cannot read {file}: {err}") from err
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise ConfigError(f"{key}: {file} holds no model weights; is it a Lightning checkpoint?")
-    if resume and "optimizer_states" not in state:
-        raise ConfigError(
-            f"{key}: {file} holds the weights alone (best.ckpt is written so) and cannot "
-            "resume training; resume from the run's checkpoints/last.ckpt"
-        )
-    return file
 
 
 def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
@@ -92,16 +61,35 @@ def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
     raise ConfigError(f"run_dir: {run}/checkpoints holds neither best.ckpt nor last.ckpt")
 
 
-def restore(run_dir: str | None, ckpt_path: str | None) -> Restored:
-    """Rebuild the run's data (same split and normalisation) and model, and load the weights."""
+def restore(
+    run_dir: str | None,
+    ckpt_path: str | None,
+    trusted: Sequence[str] = (),
+    allow_data_change: bool = False,
+) -> Restored:
+    """Rebuild the run's data (same split and normalisation) and model, and load the weights.
+
+    The run's ``config.yaml`` builds only the targets this project's configs name, and those in
+    ``trusted`` (see :mod:`trainlab.trust.loading`); its checkpoint is read weights-only; its
+    data files must be those it trained on unless ``allow_data_change`` (see
+    :mod:`trainlab.trust.data`).
+    """
     run, ckpt = locate(run_dir, ckpt_path)
-    cfg = OmegaConf.load(run / CONFIG_NAME)
-    assert isinstance(cfg, DictConfig)
+    check_data(run, allow_data_change)
+    try:
+        loaded = OmegaConf.load(run / CONFIG_NAME)
+        plain = OmegaConf.to_container(loaded, resolve=True)
+    except Exception as err:  # omegaconf and yaml raise many kinds; name the file
+        raise ConfigError(f"run_dir: cannot read {run / CONFIG_NAME}: {err}") from err
+    check_buildable(plain, run / CONFIG_NAME, trusted)
+    cfg = OmegaConf.create(plain)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"run_dir: {run / CONFIG_NAME} is not a mapping of config keys")
     if (run / VOCAB_FILE).is_file() and "vocab_file" in cfg.data:
         cfg.data.vocab_file = str(run / VOCAB_FILE)  # encode text exactly as in training
     dm = build_data(cfg)
     model = build_model(cfg, dm)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_checkpoint(ckpt)
     model.load_state_dict(state["state_dict"])
     model.eval()
     return Restored(run, ckpt, cfg, dm, model, load_calibrator(state), load_conformal(state))

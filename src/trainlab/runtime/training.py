@@ -25,7 +25,12 @@ from trainlab.runtime.build import build_data, build_model, instantiate, instant
 from trainlab.runtime.configs import CONFIG_DIR, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
-from trainlab.runtime.restore import check_checkpoint
+from trainlab.trust.checkpoint_io import AtomicCheckpointIO
+from trainlab.trust.data import absolute_paths
+from trainlab.trust.data import record as record_data
+from trainlab.trust.files import write_atomic
+from trainlab.trust.loading import check_checkpoint, load_checkpoint
+from trainlab.trust.secrets import redact_config
 
 log = logging.getLogger(__name__)
 # Lightning gives its package logger a console handler of its own; records also reach the root
@@ -34,7 +39,6 @@ logging.getLogger("lightning").handlers.clear()
 
 
 LATEST = Path("checkpoints") / "last.ckpt"
-CSV_METRICS = Path("csv") / "metrics.csv"
 
 
 def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
@@ -62,37 +66,11 @@ def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
             ) from err
         log.warning("%s; resuming from the one before it, %s", err, previous)
         latest = previous
-    import torch
-
-    step = int(torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    step = int(load_checkpoint(latest, mmap=True)["global_step"])
     with open_dict(cfg):
         cfg.ckpt_path = str(latest)
     log.info("resume=auto: continuing %s from %s (step %d)", out_dir, latest, step)
     return step
-
-
-def csv_history(out_dir: Path, resumed_step: int | None) -> Any:
-    """The rows a resumed run's CSV log holds up to the resumed step (Lightning's CSV logger
-    clears its file when it opens it; :func:`merge_csv_history` puts them back)."""
-    path = out_dir / CSV_METRICS
-    if resumed_step is None or not path.is_file():
-        return None
-    import pandas as pd
-
-    rows = pd.read_csv(path)
-    return rows[rows["step"] <= resumed_step] if "step" in rows else rows
-
-
-def merge_csv_history(out_dir: Path, history: Any) -> None:
-    """The earlier rows, then this process's, in one ``metrics.csv``."""
-    if history is None:
-        return
-    import pandas as pd
-
-    path = out_dir / CSV_METRICS
-    rows = [history, pd.read_csv(path)] if path.is_file() and path.stat().st_size else [history]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(rows, ignore_index=True, sort=False).to_csv(path, index=False)
 
 
 def check_top_level(cfg: DictConfig) -> None:
@@ -151,7 +129,10 @@ def check_checkpoint_callbacks(callbacks: list[Any]) -> None:
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> pl.Trainer:
     check_trainer_values(cfg.trainer)
     check_checkpoint_callbacks(callbacks)
-    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    plugins = [] if "plugins" in cfg.trainer else [AtomicCheckpointIO()]
+    trainer = instantiate(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins
+    )
     if not isinstance(trainer, pl.Trainer):
         raise ConfigError(f"trainer: {cfg.trainer._target_} did not build a lightning Trainer")
     return trainer
@@ -174,39 +155,38 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
         with open_dict(cfg):
             cfg.seed = seed
-    resumed_step = resume_in_place(cfg, out_dir)
+    resume_in_place(cfg, out_dir)
     dm = build_data(cfg)
+    with open_dict(cfg):  # eval, predict and export rebuild it from any working directory
+        cfg.data.update(absolute_paths(cfg.data))
     model = build_model(cfg, dm)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
-    history = csv_history(out_dir, resumed_step)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
 
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
+        record_data(cfg.data, out_dir)  # data.json: what eval, predict and export must find
         environment = describe(CONFIG_DIR.parent, out_dir)
-        (out_dir / "env.json").write_text(json.dumps(environment, indent=2))
+        write_atomic(out_dir / "env.json", json.dumps(environment, indent=2))
         if (names := getattr(dm, "class_names", None)) is not None:
-            (out_dir / "classes.json").write_text(json.dumps(list(names), indent=1))
+            write_atomic(out_dir / "classes.json", json.dumps(list(names), indent=1))
         if callable(save := getattr(dm, "save_artifacts", None)):
             save(out_dir)  # e.g. a text vocabulary: eval and predict read it back
     suggested_lr = None
     if cfg.get("tune_lr"):
         suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        logger.log_hyperparams(redact_config(OmegaConf.to_container(cfg, resolve=True)))
 
     try:
         metrics = _train_and_test(cfg, trainer, model, dm, out_dir, suggested_lr)
     except Exception as err:
         mark_runs(trainer.loggers, "failed", f"{type(err).__name__}: {err}", failed=True)
         raise
-    finally:
-        if trainer.is_global_zero:
-            merge_csv_history(out_dir, history)
     return metrics
 
 
@@ -239,7 +219,7 @@ def _train_and_test(
 ) -> dict[str, float]:
     """Fit, test the best checkpoint, score the baselines, write metrics.json."""
     with lightning_says_what_is_missing(model):
-        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
     reason = stop_reason(trainer)
     epochs, steps = trainer.current_epoch, trainer.global_step
@@ -250,10 +230,16 @@ def _train_and_test(
     metrics: dict[str, float] = {}
     if cfg.get("test", True):
         metrics.update(
-            _as_floats(trainer.validate(model, datamodule=dm, ckpt_path=ckpt, verbose=False))
+            _as_floats(
+                trainer.validate(
+                    model, datamodule=dm, ckpt_path=ckpt, verbose=False, weights_only=True
+                )
+            )
         )
         metrics.update(
-            _as_floats(trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False))
+            _as_floats(
+                trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False, weights_only=True)
+            )
         )
         for callback in getattr(trainer, "callbacks", []):  # e.g. calibration: its headline numbers
             report = getattr(callback, "report_metrics", None)
@@ -273,8 +259,10 @@ def _train_and_test(
             "seed": cfg.seed,
             "stop_reason": reason,
         }
-        (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
-        (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, allow_nan=True))
+        write_atomic(out_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
+        write_atomic(
+            out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2, allow_nan=True)
+        )
         if reason.startswith("diverged"):
             mark_runs(trainer.loggers, "diverged", reason)
     return metrics

@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from trainlab.trust.files import write_atomic
+from trainlab.trust.secrets import redact
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FAILURE_FILE = "failure.json"
@@ -37,7 +40,7 @@ def survive(job: Callable[[], T], output_dir: str | Path) -> T | None:
         }
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / FAILURE_FILE).write_text(json.dumps(record, indent=2))
+        write_atomic(out / FAILURE_FILE, redact(json.dumps(record, indent=2)))
         log.error(
             "job failed, the sweep goes on: %s: %s\n%s", record["error"], err, record["traceback"]
         )

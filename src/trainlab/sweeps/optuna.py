@@ -31,6 +31,8 @@ from hydra_plugins.hydra_optuna_sweeper._impl import (
 )
 from omegaconf import OmegaConf
 
+from trainlab.trust.secrets import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,10 @@ class SharedStudyImpl(OptunaSweeperImpl):
                 load_if_exists=True,
             )
         log.info(
-            "study %r in %s: a budget of %d trials", study.study_name, self.storage, self.n_trials
+            "study %r in %s: a budget of %d trials",
+            study.study_name,
+            redact(str(self.storage)),
+            self.n_trials,
         )
         ran = 0
         while True:
@@ -155,8 +160,8 @@ def study_lock(storage: Any, study_name: str) -> Iterator[None]:
         engine.dispose()
     elif url:
         raise ValueError(
-            f"hydra.sweeper.storage {url!r}: a shared study needs sqlite:/// or postgresql:// "
-            "(or null for one process)"
+            f"hydra.sweeper.storage {redact(url)!r}: a shared study needs sqlite:/// or "
+            "postgresql:// (or null for one process)"
         )
     else:
         yield
