@@ -90,3 +90,27 @@ def test_baselines_can_be_capped_and_switched_off(make_cfg: MakeCfg) -> None:
 def test_bad_baseline_settings_fail_early(make_cfg: MakeCfg, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         fit(make_cfg(override, *QUICK))
+
+
+def test_the_trivial_baseline_predicts_the_training_frequencies_of_imbalanced_classes(
+    make_cfg: MakeCfg, tmp_path: Path
+) -> None:
+    """Classes of 60%, 30% and 10%: the majority baseline's loss is the cross-entropy of the
+    test labels under the training split's class frequencies (uniform ones would give ln 3)."""
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["common", "middle", "rare"], size=300, p=[0.6, 0.3, 0.1])
+    values = rng.normal(size=300)
+    rows = "".join(f"{v:.4f},{label}\n" for v, label in zip(values, labels, strict=True))
+    (tmp_path / "imbalanced.csv").write_text("x,y\n" + rows)
+    data = ["data=csv", f"data.path={tmp_path / 'imbalanced.csv'}", "data.target=y"]
+    cfg = make_cfg(*data, *QUICK)
+    fit(cfg)
+    saved = _summary(cfg)["metrics"]
+    dm = build_data(cfg)
+    y_train, y_test = dm.tensors("train")[1].numpy(), dm.tensors("test")[1].numpy()
+    freq = np.bincount(y_train, minlength=3) / len(y_train)
+    assert freq.max() > 0.5 > 0.15 > freq.min()  # imbalanced, as drawn
+    expected = -np.log(freq[y_test]).mean()
+    assert saved["baseline/majority/test/loss"] == pytest.approx(expected, rel=1e-4)
+    assert abs(expected - np.log(3)) > 0.1
+    assert saved["baseline/majority/test/acc"] == pytest.approx((y_test == freq.argmax()).mean())

@@ -40,7 +40,11 @@ def _workers(tmp_path: Path, storage: str, budget: int, count: int, *extra: str)
                 text=True,
             )
         )
-    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    try:  # a worker that never ends (a budget that never shrinks) fails the test
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outputs)
     return outputs
 
@@ -86,6 +90,45 @@ def test_a_trial_whose_run_crashed_is_recorded_as_failed(tmp_path: Path) -> None
     assert result.returncode == 1  # the sweep says some jobs failed
     assert "2 ok" not in result.stderr and "2 failed" in result.stderr
     assert _states(storage) == ["FAIL", "FAIL"]
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_was_killed_leaves_the_budget(tmp_path: Path) -> None:
+    """A worker killed mid-trial leaves the trial RUNNING; once its heartbeats stop for the
+    grace period, the next worker fails it and runs the whole budget."""
+    import time
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    quick = ["shared_study.heartbeat_seconds=1", "shared_study.grace_seconds=2"]
+    kill = ["+callbacks.kill._target_=tests.helpers.SignalAt", "+callbacks.kill.epoch=0"]
+    kill += ["+callbacks.kill.batch=3", "+callbacks.kill.signal=SIGKILL"]
+    args = [*WORKER, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=2", *quick]
+    env = {"PYTHONPATH": str(ROOT)}
+    killed = run_cli("trainlab.train", *args, *kill, cwd=tmp_path, env=env, timeout=300)
+    assert killed.returncode == -9 and _states(storage) == ["RUNNING"]
+    time.sleep(4)  # past the grace period
+    (output,) = _workers(tmp_path, storage, 2, 1, *quick)
+    assert "trial 0 failed: its worker stopped sending heartbeats" in output
+    assert _ran([output]) == [2] and _states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.slow
+def test_a_lock_held_too_long_is_named(tmp_path: Path) -> None:
+    import fcntl
+
+    db = tmp_path / "study.db"
+    args = [*WORKER, f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.n_trials=1"]
+    with open(f"{db}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = run_cli(
+            "trainlab.train",
+            *args,
+            "shared_study.lock_timeout_seconds=1",
+            cwd=tmp_path,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    assert f"waited 1 s for the study's lock {db}.lock; another worker holds it" in done.stderr
 
 
 @pytest.fixture

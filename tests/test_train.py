@@ -187,7 +187,7 @@ BAD_INPUTS = [
     ),
     (
         ["+trainer.check_val_every_n_epoch=x"],
-        "trainer.check_val_every_n_epoch must be an integer or null",
+        "trainer.check_val_every_n_epoch must be an integer >= 1 or null",
     ),
     (["data.split_seed=abc"], "data.split_seed must be a non-negative integer, got 'abc'"),
     (["data=csv"], r"data.path, data.target must be set \(\?\?\? in the config\)"),

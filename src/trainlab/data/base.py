@@ -13,7 +13,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from trainlab.data.loader import TensorSplits
-from trainlab.data.splits import check_fractions
+from trainlab.data.splits import check_class_counts, check_fractions, check_split
 from trainlab.errors import ConfigError
 
 TASKS = ("classification", "regression")
@@ -252,6 +252,13 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
                 )
                 return train_test_split(x, y, test_size=frac, random_state=self.split_seed)
 
+        path = getattr(self, "path", None)
+        source = f"data.path: {path}" if path else f"data ({type(self).__name__})"
+        if meta.task == "classification":
+            try:
+                check_class_counts(meta.y, meta.class_names)
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {err}") from err
         if meta.x_test is not None and meta.y_test is not None:
             x_test, y_test = meta.x_test, meta.y_test
             x_rest, y_rest = meta.x, meta.y
@@ -263,6 +270,11 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
             x_train, x_val, y_train, y_val = self._cut_fold(x_rest, y_rest, meta.task)
         else:
             x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_frac)
+        check_split(
+            {"train": len(y_train), "val": len(y_val), "test": len(y_test)},
+            len(np.unique(y_train)) if meta.task == "classification" else None,
+            source,
+        )
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
     def _cut_fold(self, x: np.ndarray, y: np.ndarray, task: str) -> list[np.ndarray]:

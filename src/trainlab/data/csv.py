@@ -15,6 +15,32 @@ TASKS = ("auto", "classification", "regression")
 MAX_AUTO_CLASSES = 20
 
 
+def read_table(path: Path | str, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """A user's CSV file, with one clear error for each way it can be unusable.
+
+    Raises:
+        ConfigError: naming ``data.path`` and the file: empty, a header and no rows, not text
+            in ``encoding`` (naming the byte), or not CSV.
+    """
+    try:
+        frame = pd.read_csv(path, sep=sep, encoding=encoding)
+    except pd.errors.EmptyDataError as err:
+        raise ConfigError(f"data.path: {path} is empty") from err
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start : err.start + 1].hex()
+        raise ConfigError(
+            f"data.path: {path} is not {encoding} text (byte 0x{bad} at offset {err.start}); "
+            "give its encoding, e.g. data.encoding=latin-1"
+        ) from err
+    except LookupError as err:
+        raise ConfigError(f"data.encoding {encoding!r} is not an encoding Python knows") from err
+    except pd.errors.ParserError as err:
+        raise ConfigError(f"data.path: cannot read {path} as CSV: {err}") from err
+    if frame.empty:
+        raise ConfigError(f"data.path: {path} has a header ({list(frame.columns)}) but no rows")
+    return frame
+
+
 def numeric_features(frame: pd.DataFrame, source: Path | str, hint: str = "") -> np.ndarray:
     """The feature columns of ``frame`` as float32, after checking they are numeric and complete.
 
@@ -69,6 +95,7 @@ class CSVDataModule(InMemoryDataModule):
         exclude: list[str] | None = None,
         task: str = "auto",
         delimiter: str = ",",
+        encoding: str = "utf-8",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,15 +110,12 @@ class CSVDataModule(InMemoryDataModule):
         if self.features is not None and self.exclude:
             raise ConfigError("give data.features or data.exclude, not both")
         self.task_setting = task
-        self.delimiter = delimiter
+        self.delimiter, self.encoding = delimiter, encoding
 
     def load(self) -> Loaded:
         if not self.path.is_file():
             raise ConfigError(f"data.path: file {str(self.path)!r} does not exist")
-        try:
-            frame = pd.read_csv(self.path, sep=self.delimiter)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ConfigError(f"data.path: cannot read {self.path} as CSV: {err}") from err
+        frame = read_table(self.path, sep=self.delimiter, encoding=self.encoding)
         columns = [str(c) for c in frame.columns]
         if self.target not in columns:
             raise ConfigError(

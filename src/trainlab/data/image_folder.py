@@ -3,6 +3,7 @@ torchvision). A plain LightningDataModule: the example of data that need not fit
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
 
+log = logging.getLogger(__name__)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CHANNELS = {1: "L", 3: "RGB"}
 
@@ -69,6 +71,46 @@ class Augment:
             ).tolist()
             image = image.rotate(angle, resample=Image.Resampling.BILINEAR, translate=(dx, dy))
         return image
+
+
+BAD_IMAGES = ("error", "skip")
+
+
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` is not an image PIL can decode (a cut-off or corrupt file, or another kind
+    of file with an image's extension), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as err:  # PIL raises many kinds (OSError, SyntaxError, ValueError ...)
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def check_images(
+    files: list[Path], labels: np.ndarray, bad_images: str
+) -> tuple[list[Path], np.ndarray]:
+    """Read every image once, before training: a file that cannot be read fails the run with
+    its path (``bad_images=error``), or is left out and counted (``skip``).
+
+    Raises:
+        ConfigError: naming the first unreadable file, and how many there are.
+    """
+    reasons = [unreadable(f) for f in files]
+    bad = [i for i, reason in enumerate(reasons) if reason is not None]
+    if not bad:
+        return files, labels
+    first = f"{files[bad[0]]} ({reasons[bad[0]]})"
+    if bad_images == "error":
+        raise ConfigError(
+            f"data.root: {len(bad)} of {len(files)} images cannot be read, first {first}; "
+            "remove them, or give data.bad_images=skip to leave them out"
+        )
+    log.warning("data.bad_images=skip: left out %d unreadable images, first %s", len(bad), first)
+    keep = np.setdiff1d(np.arange(len(files)), bad)
+    return [files[i] for i in keep], labels[keep]
 
 
 def find_images(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
@@ -156,6 +198,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
         split_seed: seed of the split, independent of the training seed.
         num_workers: DataLoader worker processes (0 reads in the training process).
         stats_images: how many training images the normalisation statistics read.
+        bad_images: ``error``: an image that cannot be read fails the run at setup, naming
+            it; ``skip``: it is left out, and the count logged.
 
     Raises:
         ConfigError: a bad setting, a missing folder, or a folder that is not a class tree.
@@ -174,8 +218,12 @@ class ImageFolderDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         num_workers: int = 2,
         stats_images: int = 2000,
+        bad_images: str = "error",
     ) -> None:
         super().__init__()
+        if bad_images not in BAD_IMAGES:
+            raise ConfigError(f"data.bad_images must be one of {BAD_IMAGES}, got {bad_images!r}")
+        self.bad_images = bad_images
         if channels not in CHANNELS:
             raise ConfigError(f"data.channels must be one of {sorted(CHANNELS)}, got {channels!r}")
         if image_size is not None and (
@@ -208,6 +256,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         files, labels, classes = find_images(self.root)
+        files, labels = check_images(files, labels, self.bad_images)
         indices = stratified_indices(labels, self.val_fraction, self.test_fraction, self.split_seed)
         if self.image_size is None:
             from PIL import Image

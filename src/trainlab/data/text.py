@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trainlab.data.csv import read_table
 from trainlab.data.loader import TensorSplits
 from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
@@ -162,6 +163,7 @@ class TextDataModule(TensorSplits, pl.LightningDataModule):
         test_fraction: float = 0.2,
         split_seed: int = 0,
         shuffle_seed: int | None = None,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         if tokenizer not in LEVELS:
@@ -178,6 +180,7 @@ class TextDataModule(TensorSplits, pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.val_fraction, self.test_fraction = check_fractions(val_fraction, test_fraction)
         self.split_seed, self.shuffle_seed = split_seed, shuffle_seed
+        self.encoding = encoding
         self.vocab: Vocabulary | None = None
         self.class_names: list[str] | None = None
         self.length = 0
@@ -205,13 +208,24 @@ class TextDataModule(TensorSplits, pl.LightningDataModule):
         if self._tensors:
             return
         frame = self._read()
+        where = self.path or "the generated reviews"
+        if missing := int(frame[self.target].isna().sum()):
+            rows = [int(i) + 2 for i in frame.index[frame[self.target].isna()][:5]]  # file lines
+            raise ConfigError(
+                f"data.path: {where}: {missing} rows have no {self.target!r} label (lines "
+                f"{rows}{' ...' if missing > 5 else ''}); label them or drop them"
+            )
         labels = frame[self.target].astype(str)
         self.class_names = sorted(labels.unique())
         if len(self.class_names) < 2:
             raise ConfigError(f"data.target {self.target!r} holds one label only")
         y = labels.map({c: i for i, c in enumerate(self.class_names)}).to_numpy()
         texts = frame[self.text].fillna("").astype(str).to_numpy()
-        split = stratified_indices(y, self.val_fraction, self.test_fraction, self.split_seed)
+        if not any(t.strip() for t in texts):
+            raise ConfigError(f"data.text: column {self.text!r} of {where} is empty in every row")
+        split = stratified_indices(
+            y, self.val_fraction, self.test_fraction, self.split_seed, self.class_names
+        )
         train = split["train"]
         if self.vocab_file is not None:
             self.vocab = Vocabulary.load(Path(self.vocab_file))
@@ -228,7 +242,7 @@ class TextDataModule(TensorSplits, pl.LightningDataModule):
     def _read(self) -> pd.DataFrame:
         if self.path is None:
             return generate_reviews(self.samples, self.seed)
-        frame = pd.read_csv(self.path)
+        frame = read_table(self.path, encoding=self.encoding)
         missing = [c for c in (self.text, self.target) if c not in frame.columns]
         if missing:
             raise ConfigError(

@@ -21,6 +21,7 @@ from trainlab.errors import ConfigError
 from trainlab.models.outputs import gather, predictions, split_loader
 from trainlab.runtime.restore import Restored, restore
 from trainlab.runtime.training import lightning_says_what_is_missing
+from trainlab.trust.files import write_new
 
 log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()  # see runtime/training.py
@@ -187,6 +188,29 @@ def predict(cfg: DictConfig) -> Path:
             t = np.asarray(targets, dtype=np.float64).reshape(-1)
             table["target"] = t * std + mean if cfg.input_csv is None else t
         table["pred"] = merged["pred"]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output)
+    write_new(output, spreadsheet_safe(table).to_csv())
     return output
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``), quoted with a
+    leading ``'``; numbers written as text (``-1``) stay as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its text cells and column names safe to open in a spreadsheet."""
+    safe = table.rename(columns=_cell)
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(_cell)
+    return safe

@@ -103,6 +103,14 @@ TRAINER_INTS = (
     "num_sanity_val_steps",
 )
 TRAINER_NUMBERS = ("gradient_clip_val",)
+# The least value Lightning can use (-1: no limit, or all batches); 0 for the others.
+LEAST = {
+    "max_epochs": -1,
+    "max_steps": -1,
+    "num_sanity_val_steps": -1,
+    "check_val_every_n_epoch": 1,
+    "accumulate_grad_batches": 1,
+}
 
 
 def check_trainer_values(node: DictConfig) -> None:
@@ -110,9 +118,12 @@ def check_trainer_values(node: DictConfig) -> None:
     for key in TRAINER_INTS + TRAINER_NUMBERS:
         value = node[key] if key in node else None  # noqa: SIM401 (get() raises in struct mode)
         kinds = (int,) if key in TRAINER_INTS else (int, float)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+        least = LEAST.get(key, 0)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, kinds) or value < least
+        ):
             kind = "an integer" if key in TRAINER_INTS else "a number"
-            raise ConfigError(f"trainer.{key} must be {kind} or null, got {value!r}")
+            raise ConfigError(f"trainer.{key} must be {kind} >= {least} or null, got {value!r}")
 
 
 def check_checkpoint_callbacks(callbacks: list[Any]) -> None:
@@ -126,9 +137,20 @@ def check_checkpoint_callbacks(callbacks: list[Any]) -> None:
         )
 
 
+def check_early_stopping(callbacks: list[Any]) -> None:
+    """Lightning takes a negative patience and stops at the first epoch without a word."""
+    for callback in callbacks:
+        if isinstance(callback, EarlyStopping) and callback.patience < 0:
+            raise ConfigError(
+                f"callbacks: EarlyStopping patience must be >= 0 (epochs without improvement "
+                f"before stopping), got {callback.patience}"
+            )
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> pl.Trainer:
     check_trainer_values(cfg.trainer)
     check_checkpoint_callbacks(callbacks)
+    check_early_stopping(callbacks)
     plugins = [] if "plugins" in cfg.trainer else [AtomicCheckpointIO()]
     trainer = instantiate(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins

@@ -5,9 +5,9 @@
   holds whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, and a file that would need to
   unpickle anything but tensors and plain values is refused with one line naming it.
 - A run directory's ``config.yaml`` (eval, predict, export) builds only what a trained run of
-  this project could have built: every ``_target_`` in it must be one that this project's
-  ``conf/`` names, or one the user names on the command line (``trust_targets=[...]``). It is
-  checked before anything is imported.
+  this project could have built: every ``_target_`` in the parts built again (the data, the
+  net and the model) must be one that this project's ``conf/`` names, or one the user names on
+  the command line (``trust_targets=[...]``). It is checked before anything is imported.
 """
 
 from __future__ import annotations
@@ -106,8 +106,13 @@ def project_targets() -> frozenset[str]:
     return frozenset(found)
 
 
+BUILT = ("data", "net", "model")  # what eval, predict and export build from a run's config
+
+
 def check_buildable(config: Any, source: Path, trusted: Iterable[str] = ()) -> None:
-    """Refuse a run's config that asks for a ``_target_`` no config of this project names.
+    """Refuse a run's config that asks for a ``_target_`` no config of this project names, in
+    the parts that are built from it (:data:`BUILT`; the rest, such as the callbacks and
+    loggers the run trained with, is never built again).
 
     Args:
         config: the run's config, parsed (plain dicts and lists, interpolations resolved).
@@ -118,7 +123,8 @@ def check_buildable(config: Any, source: Path, trusted: Iterable[str] = ()) -> N
         ConfigError: naming the key, the target and how to trust it.
     """
     allowed = project_targets() | set(trusted)
-    for key, target in _targets(config):
+    built = {k: v for k, v in config.items() if k in BUILT} if isinstance(config, dict) else {}
+    for key, target in _targets(built):
         if target not in allowed:
             raise ConfigError(
                 f"{source}: {key}._target_ is {target!r}, which no config in {CONFIG_DIR} "
