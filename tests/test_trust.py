@@ -273,3 +273,20 @@ def test_eval_and_predict_refuse_data_that_changed_since_training(
         )
     )
     assert len(allowed.read_text().splitlines()) > rows  # told to: it reads the data as it is
+
+
+def test_eval_refuses_splits_drawn_differently(make_cfg: Any, iris_csv: Path) -> None:
+    """The same file split otherwise (a library that draws splits anew, an edited config):
+    the rebuilt splits' digests differ from those data.json recorded."""
+    from trainlab.runtime.evaluation import evaluate
+    from trainlab.runtime.training import fit
+
+    quick = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "baselines=false"]
+    cfg = make_cfg("data=csv", f"data.path={iris_csv}", "data.target=species", *quick)
+    fit(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert set(json.loads((run / "data.json").read_text())["splits"]) == {"train", "val", "test"}
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("split_seed: 0", "split_seed: 1"))
+    with pytest.raises(ConfigError, match=r"the train, val, test split\(s\) rebuilt for run"):
+        evaluate(make_cfg(f"run_dir={run}", config_name="eval"))

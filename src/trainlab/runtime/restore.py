@@ -14,6 +14,7 @@ from trainlab.calibration.conformal import load_conformal
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 from trainlab.trust.data import check as check_data
+from trainlab.trust.data import check_splits
 from trainlab.trust.loading import check_buildable, check_checkpoint, load_checkpoint
 
 CONFIG_NAME = "config.yaml"
@@ -88,6 +89,7 @@ def restore(
     if (run / VOCAB_FILE).is_file() and "vocab_file" in cfg.data:
         cfg.data.vocab_file = str(run / VOCAB_FILE)  # encode text exactly as in training
     dm = build_data(cfg)
+    check_splits(run, dm, allow_data_change)
     model = build_model(cfg, dm)
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["state_dict"])

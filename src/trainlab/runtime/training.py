@@ -191,7 +191,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
-        record_data(cfg.data, out_dir)  # data.json: what eval, predict and export must find
+        record_data(cfg.data, dm, out_dir)  # data.json: what eval, predict and export must find
         environment = describe(CONFIG_DIR.parent, out_dir)
         write_atomic(out_dir / "env.json", json.dumps(environment, indent=2))
         if (names := getattr(dm, "class_names", None)) is not None:

@@ -2,7 +2,9 @@
 
 Training records ``data.json`` in the run directory: for every data file or folder the data
 config names (``data.path``, ``data.root``, ...), its absolute path, its size and a SHA-256 of
-its content (of a folder: of its file names and sizes). Relative paths are made absolute in
+its content (of a folder: of its file names and sizes); and a SHA-256 of each split as the
+DataModule holds it (its tensors, or its files and labels), so that a split drawn differently
+(another library version, a changed fraction) is caught too. Relative paths are made absolute in
 ``config.yaml``, so the run rebuilds from any working directory. ``eval``, ``predict`` and
 ``export`` compare before they build anything and refuse, naming the file, when it changed
 (rows appended to a CSV file, images added to a folder), unless ``allow_data_change=true``.
@@ -59,28 +61,58 @@ def fingerprint(path: Path) -> dict[str, Any]:
     return {"kind": "folder", "files": len(files), "bytes": total, "sha256": digest.hexdigest()}
 
 
-def record(data: Any, run_dir: Path) -> None:
-    """Write ``data.json``: the fingerprint of each data file or folder the config names."""
+def split_digests(dm: Any) -> dict[str, str]:
+    """A SHA-256 of each split a DataModule holds: of its tensors (in-memory and text data), or
+    of its files' names and labels (an image folder); none for other DataModules."""
+    found = {}
+    tensors = getattr(dm, "tensors", None)
+    datasets = getattr(dm, "datasets", None) or {}
+    for split in ("train", "val", "test"):
+        digest = hashlib.sha256()
+        dataset = datasets.get(split)
+        if callable(tensors):
+            for tensor in tensors(split):
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        elif dataset is not None and hasattr(dataset, "files"):
+            root = Path(getattr(dm, "root", "/"))
+            for file, label in zip(dataset.files, dataset.labels, strict=True):
+                digest.update(f"{Path(file).relative_to(root).as_posix()}\0{label}\n".encode())
+        else:
+            continue
+        found[split] = digest.hexdigest()
+    return found
+
+
+def record(data: Any, dm: Any, run_dir: Path) -> None:
+    """Write ``data.json``: the fingerprint of each data file or folder the config names, and
+    of each split."""
     from trainlab.trust.files import write_atomic
 
-    found = {
+    files = {
         key: {"path": str(Path(data[key]).resolve()), **fingerprint(Path(data[key]))}
         for key in _path_keys(data)
         if Path(data[key]).exists()
     }
-    write_atomic(run_dir / DATA_FILE, json.dumps(found, indent=2))
+    record = {"files": files, "splits": split_digests(dm)}
+    write_atomic(run_dir / DATA_FILE, json.dumps(record, indent=2))
+
+
+def _recorded(run_dir: Path, allow_change: bool) -> dict[str, Any]:
+    recorded = run_dir / DATA_FILE
+    if allow_change or not recorded.is_file():  # runs from before data.json: nothing to compare
+        return {}
+    found: dict[str, Any] = json.loads(recorded.read_text())
+    return found
 
 
 def check(run_dir: Path, allow_change: bool) -> None:
-    """Refuse to rebuild a run whose data files differ from those it trained on.
+    """Refuse to rebuild a run whose data files differ from those it trained on (before
+    anything is built).
 
     Raises:
         ConfigError: naming the key, the file and what changed.
     """
-    recorded = run_dir / DATA_FILE
-    if allow_change or not recorded.is_file():  # runs from before data.json: nothing to compare
-        return
-    for key, then in json.loads(recorded.read_text()).items():
+    for key, then in _recorded(run_dir, allow_change).get("files", {}).items():
         path = Path(then["path"])
         if not path.exists():
             raise ConfigError(
@@ -97,3 +129,19 @@ def check(run_dir: Path, allow_change: bool) -> None:
                 "eval, predict and export would read other data. Restore it, or give "
                 "allow_data_change=true"
             )
+
+
+def check_splits(run_dir: Path, dm: Any, allow_change: bool) -> None:
+    """Refuse a rebuilt DataModule whose splits differ from those the run had.
+
+    Raises:
+        ConfigError: naming the split.
+    """
+    then = _recorded(run_dir, allow_change).get("splits", {})
+    now = split_digests(dm)
+    if changed := [split for split in then if split in now and now[split] != then[split]]:
+        raise ConfigError(
+            f"data: the {', '.join(changed)} split(s) rebuilt for run {run_dir} differ from "
+            "those it trained and tested on (the data, or how it is split, changed); give "
+            "allow_data_change=true to use them anyway"
+        )
