@@ -195,7 +195,8 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path, data: list[str
     # Calibration reads whole splits on every rank: the numbers one process computes.
     run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
     report = json.loads((Path(run_dir) / "calibration.json").read_text())
-    single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}"], tmp_path / "eval"))
+    trust = "trust_targets=[tests.forks.DigitsLoaders]"  # the own DataModule, named
+    single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}", trust], tmp_path / "eval"))
     assert single["test/ece"] == pytest.approx(report["before"]["ece"], abs=1e-6)
     assert single["test/ece_calibrated"] == pytest.approx(report["after"]["ece"], abs=1e-6)
 

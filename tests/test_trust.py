@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from omegaconf import open_dict
 
 from tests.conftest import run_cli
 from trainlab.errors import ConfigError
@@ -266,6 +267,11 @@ def test_eval_and_predict_refuse_data_that_changed_since_training(
     with pytest.raises(ConfigError, match="allow_data_change=true"):
         predict(make_cfg(f"run_dir={run}", f"output={tmp_path / 'x.csv'}", config_name="predict"))
     assert not (tmp_path / "x.csv").exists()
+    resume = make_cfg("data=csv", f"data.path={iris_csv}", "data.target=species", *quick)
+    with open_dict(resume):
+        resume.resume = "auto"  # continuing the run on the changed file: refused too
+    with pytest.raises(ConfigError, match=r"data.path: .*iris.csv changed since run"):
+        fit(resume)
     allowed = tmp_path / "allowed.csv"
     predict(
         make_cfg(

@@ -26,7 +26,8 @@ from trainlab.runtime.configs import CONFIG_DIR, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
 from trainlab.trust.checkpoint_io import AtomicCheckpointIO
-from trainlab.trust.data import absolute_paths
+from trainlab.trust.data import absolute_paths, check_splits
+from trainlab.trust.data import check as check_data
 from trainlab.trust.data import record as record_data
 from trainlab.trust.files import write_atomic
 from trainlab.trust.loading import check_checkpoint, load_checkpoint
@@ -41,10 +42,9 @@ logging.getLogger("lightning").handlers.clear()
 LATEST = Path("checkpoints") / "last.ckpt"
 
 
-def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
+def resume_in_place(cfg: DictConfig, out_dir: Path) -> bool:
     """``resume=auto``: continue the run in ``out_dir`` from its ``checkpoints/last.ckpt`` when
-    there is one (a requeued SLURM job runs again in its own directory); returns the step it
-    resumes at, or None for a fresh start.
+    there is one (a requeued SLURM job runs again in its own directory); whether it does.
 
     Raises:
         ConfigError: the latest checkpoint is unreadable (truncated by a kill mid-write):
@@ -52,7 +52,7 @@ def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
     """
     latest = out_dir / LATEST
     if cfg.get("resume") != "auto" or cfg.get("ckpt_path") or not latest.is_file():
-        return None
+        return False
     try:
         check_checkpoint(latest, "resume=auto", resume=True)
     except ConfigError as err:
@@ -70,7 +70,7 @@ def resume_in_place(cfg: DictConfig, out_dir: Path) -> int | None:
     with open_dict(cfg):
         cfg.ckpt_path = str(latest)
     log.info("resume=auto: continuing %s from %s (step %d)", out_dir, latest, step)
-    return step
+    return True
 
 
 def check_top_level(cfg: DictConfig) -> None:
@@ -177,8 +177,13 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
         with open_dict(cfg):
             cfg.seed = seed
-    resume_in_place(cfg, out_dir)
+    resumed = resume_in_place(cfg, out_dir)
+    allow_data_change = bool(cfg.get("allow_data_change", False))
+    if resumed:  # it continues on the data it trained on, or says so
+        check_data(out_dir, allow_data_change)
     dm = build_data(cfg)
+    if resumed:
+        check_splits(out_dir, dm, allow_data_change)
     with open_dict(cfg):  # eval, predict and export rebuild it from any working directory
         cfg.data.update(absolute_paths(cfg.data))
     model = build_model(cfg, dm)

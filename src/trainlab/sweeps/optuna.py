@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -54,9 +55,9 @@ class SharedStudyImpl(OptunaSweeperImpl):
         for name in fixed:
             distributions.pop(name, None)
         settings = Settings.from_config(self.config.get("shared_study"))
-        storage = settings.storage(self.storage)
         # Under the lock: workers starting together would race to create the tables.
         with study_lock(self.storage, str(self.study_name), settings.lock_timeout_seconds):
+            storage = settings.storage(self.storage)
             study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
@@ -154,12 +155,14 @@ class Settings:
             return None
         import optuna
 
-        return optuna.storages.RDBStorage(
-            str(url),
-            heartbeat_interval=int(self.heartbeat_seconds),
-            grace_period=int(self.grace_seconds),
-            failed_trial_callback=_note_stale,
-        )
+        with warnings.catch_warnings():  # Optuna 2.x calls heartbeats experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                str(url),
+                heartbeat_interval=int(self.heartbeat_seconds),
+                grace_period=int(self.grace_seconds),
+                failed_trial_callback=_note_stale,
+            )
 
 
 def _note_stale(study: Any, trial: Any) -> None:
@@ -172,9 +175,12 @@ def _note_stale(study: Any, trial: Any) -> None:
 def counted_trials(study: Any) -> int:
     """Trials that count against the budget: all but those whose worker died (failed here as
     stale first). Call under the study's lock."""
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import fail_stale_trials
 
-    fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fail_stale_trials(study)
     return len(study.get_trials(deepcopy=False)) - len(study.system_attrs.get(STALE_KEY, []))
 
 
