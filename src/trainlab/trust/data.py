@@ -5,9 +5,10 @@ config names (``data.path``, ``data.root``, ...), its absolute path, its size an
 its content (of a folder: of its file names and sizes); and a SHA-256 of each split as the
 DataModule holds it (its tensors, or its files and labels), so that a split drawn differently
 (another library version, a changed fraction) is caught too. Relative paths are made absolute in
-``config.yaml``, so the run rebuilds from any working directory. ``eval``, ``predict`` and
-``export`` compare before they build anything and refuse, naming the file, when it changed
-(rows appended to a CSV file, images added to a folder), unless ``allow_data_change=true``.
+``config.yaml``, so the run rebuilds from any working directory. ``eval``, ``predict``,
+``export`` and ``resume=auto`` compare the files before they build anything, and the splits once
+the DataModule is built, and refuse, naming the file or split, when it changed (rows appended to
+a CSV file, images added to a folder), unless ``allow_data_change=true``.
 """
 
 from __future__ import annotations
