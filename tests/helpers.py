@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pandas as pd
 import torch
 
 
@@ -269,3 +271,27 @@ class KillAtWrite(pl.Callback):
         os.fsync = fsync
         os.replace = two_paths("replace")
         os.link = two_paths("link")
+
+
+class Sleep(pl.Callback):
+    """Sleeps ``seconds`` after each training batch: a run slow enough to be signalled, requeued
+    or cancelled mid-training, whatever the machine's speed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args: object) -> None:
+        time.sleep(self.seconds)
+
+
+def last_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The weights in a run's ``checkpoints/last.ckpt``."""
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def learning_curve(run: Path) -> pd.DataFrame:
+    """The epoch rows of a run's learning curves: train and val metrics, one row per epoch."""
+    rows = pd.read_csv(run / "csv" / "metrics.csv")
+    train = rows.dropna(subset=["train/loss"])[["epoch", "step", "train/loss"]]
+    val = rows.dropna(subset=["val/loss"])[["epoch", "step", "val/loss"]]
+    return pd.concat([train, val]).sort_values(["epoch", "step"]).reset_index(drop=True)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, run_cli
+from tests.helpers import last_weights, learning_curve
 
 COMMON = [
     "trainer.accelerator=cpu",
@@ -35,18 +36,6 @@ def _train(run: Path, *extra: str, cwd: Path) -> int:
     return done.returncode
 
 
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-
-
-def _curve(run: Path) -> pd.DataFrame:
-    """The epoch rows of the learning curves: train and val metrics, one row per epoch."""
-    rows = pd.read_csv(run / "csv" / "metrics.csv")
-    train = rows.dropna(subset=["train/loss"])[["epoch", "step", "train/loss"]]
-    val = rows.dropna(subset=["val/loss"])[["epoch", "step", "val/loss"]]
-    return pd.concat([train, val]).sort_values(["epoch", "step"]).reset_index(drop=True)
-
-
 def _kill_points(log: Path) -> list[tuple[int, str]]:
     """Every fourth step the log lists, alternately before and after it, and both sides of each
     step that swaps a checkpoint in."""
@@ -64,7 +53,7 @@ def test_a_resumed_run_killed_at_any_write_resumes_to_the_uninterrupted_result(
 ) -> None:
     straight = tmp_path / "straight"
     assert _train(straight, cwd=tmp_path) == 0
-    expected_weights, expected_curve = _weights(straight), _curve(straight)
+    expected_weights, expected_curve = last_weights(straight), learning_curve(straight)
     assert expected_curve["epoch"].tolist() == [0, 0, 1, 1, 2, 2, 3]  # 3 epochs, a final val
 
     # A run preempted in epoch 1 (its last.ckpt is from the start of epoch 1)...
@@ -90,9 +79,9 @@ def test_a_resumed_run_killed_at_any_write_resumes_to_the_uninterrupted_result(
         kill.append(f"+callbacks.kill.log={tmp_path / f'{run.name}.log'}")
         assert _train(run, *kill, cwd=tmp_path) == -9, f"no kill at step {at}"
         assert _train(run, cwd=tmp_path) == 0, f"killed {when} step {at}: not resumable"
-        weights = _weights(run)
+        weights = last_weights(run)
         assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights), (
             f"killed {when} step {at}: other weights"
         )
-        pd.testing.assert_frame_equal(_curve(run), expected_curve, obj=f"curve, kill {at}")
+        pd.testing.assert_frame_equal(learning_curve(run), expected_curve, obj=f"curve, kill {at}")
         shutil.rmtree(run)

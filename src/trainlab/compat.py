@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import version
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
@@ -45,3 +46,39 @@ def load_pending_loader_states(trainer: object) -> None:
     fit_loop = getattr(trainer, "fit_loop", None)
     if fit_loop is not None and getattr(fit_loop, "_combined_loader_states_to_load", None):
         fit_loop._load_combined_loader_states()  # private: see above
+
+
+# torchmetrics keeps how often a metric was updated in a private counter; compute() warns
+# when it is 0, and a synced mean weighs by it. Its states are public (``metric_state``).
+SUMMED = {"sum", "cat"}  # reductions whose states add up across ranks
+
+
+def running_metric_state(metric: Any) -> dict[str, Any] | None:
+    """A metric's accumulated states, summed over the ranks (every rank calls this), with its
+    update count; None when a state is not reduced by sum or concatenation (it cannot be
+    carried from rank 0 alone)."""
+    reductions = getattr(metric, "_reductions", {})
+    if any(
+        getattr(fn, "__name__", str(fn)).replace("dim_zero_", "") not in SUMMED
+        for fn in reductions.values()
+    ):
+        return None
+    with metric.sync_context(should_unsync=True):
+        states = {
+            key: [v.detach().clone() for v in value]
+            if isinstance(value, list)
+            else value.detach().clone()
+            for key, value in metric.metric_state.items()
+        }
+    return {"states": states, "count": int(metric.update_count)}
+
+
+def restore_running_metric_state(metric: Any, saved: dict[str, Any], holder: bool) -> None:
+    """Put ``saved`` back into ``metric`` on the rank that holds it (``holder``); every other
+    rank starts from zero, so that the ranks' states still add up to the saved ones."""
+    metric.reset()
+    if not holder:
+        return
+    for key, value in saved["states"].items():
+        setattr(metric, key, value)
+    metric._update_count = saved["count"]

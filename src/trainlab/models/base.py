@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from trainlab.compat import restore_running_metric_state, running_metric_state
 from trainlab.errors import ConfigError
 from trainlab.models.metrics import build_metrics, flatten
 
@@ -140,6 +141,24 @@ class Model(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch("train")
+
+    def _running_train_metrics(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"loss": self.split_loss("train")}
+        found.update(self.split_metrics("train").items(keep_base=True, copy_state=False))
+        return found
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The train split's running loss and metrics go with the weights: a run stopped
+        mid-epoch (SIGTERM, a SLURM requeue) and resumed logs that epoch over all its batches,
+        as a run never stopped does."""
+        states = {k: running_metric_state(m) for k, m in self._running_train_metrics().items()}
+        checkpoint["trainlab_running_train_metrics"] = states
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("trainlab_running_train_metrics") or {}
+        for name, metric in self._running_train_metrics().items():
+            if saved.get(name) is not None:
+                restore_running_metric_state(metric, saved[name], holder=self.global_rank == 0)
 
     def on_validation_epoch_end(self) -> None:
         self.log_epoch("val")

@@ -32,6 +32,7 @@ SLURM = (
     "SLURM_ARRAY_TASK_ID",
     "SLURM_PROCID",
     "SLURM_NODELIST",
+    "SLURM_RESTART_COUNT",  # a requeued job: how many times it started before
 )
 DIFF_FILE = "git.diff"
 

@@ -25,6 +25,7 @@ from trainlab.runtime.build import build_data, build_model, instantiate, instant
 from trainlab.runtime.configs import CONFIG_DIR, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
+from trainlab.sweeps.slurm import cluster_environment
 from trainlab.trust.checkpoint_io import AtomicCheckpointIO
 from trainlab.trust.data import absolute_paths, check_splits
 from trainlab.trust.data import check as check_data
@@ -151,7 +152,11 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> 
     check_trainer_values(cfg.trainer)
     check_checkpoint_callbacks(callbacks)
     check_early_stopping(callbacks)
-    plugins = [] if "plugins" in cfg.trainer else [AtomicCheckpointIO()]
+    plugins: list[Any] = []
+    if "plugins" not in cfg.trainer:  # a trainer.plugins of one's own replaces both
+        plugins.append(AtomicCheckpointIO())
+        if (slurm := cluster_environment()) is not None:
+            plugins.append(slurm)  # Lightning's, without its requeue: submitit's is the one
     trainer = instantiate(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins
     )

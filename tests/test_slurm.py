@@ -1,0 +1,306 @@
+"""The cluster path on a real SLURM scheduler (``scripts/slurm_cluster.sh start`` makes one; CI
+does): a sweep as SLURM jobs, a requeued job and a job stopped by its time limit that end with the
+weights of an uninterrupted run, DDP through ``srun``, a throttled job array, a cancelled sweep
+resumed, and an Optuna study on PostgreSQL whose workers are SLURM jobs.
+
+Skipped, with the reason, where no SLURM answers. SLURM holds a requeued job for about two
+minutes before it may start again (its begin time); the tests release such jobs at once with
+``scontrol update StartTime=now``, which changes nothing else about them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_cli
+from tests.helpers import last_weights, learning_curve, throwaway_postgres
+from tests.test_optuna import WORKER, _ran, _states
+
+pytestmark = pytest.mark.slow
+
+NAME = "trainlab-test"  # every job the tests submit: cancelled when a test ends
+LAUNCHER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    f"hydra.launcher.name={NAME}",
+]
+QUICK = ["trainer.accelerator=cpu", "callbacks.progress_bar=null"]
+SLOW = ["callbacks.early_stopping=null", "+callbacks.sleep._target_=tests.helpers.Sleep"]
+ENV = {"PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def _slurm_missing() -> str | None:
+    if shutil.which("sbatch") is None:
+        return "no SLURM here (no sbatch); scripts/slurm_cluster.sh starts a one-node cluster"
+    try:
+        found = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return "SLURM does not answer (sinfo timed out)"
+    down = r"down|drain|fail|unk|inval|future|not_resp"
+    if found.returncode != 0 or all(re.match(down, s) for s in found.stdout.split()):
+        return f"SLURM has no node up: {(found.stderr or found.stdout).strip()}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def cluster() -> Iterator[None]:
+    if reason := _slurm_missing():
+        pytest.skip(reason)
+    yield
+    subprocess.run(["scancel", f"--name={NAME}"], check=False)
+
+
+def _start(cwd: Path, *args: str, log: str = "sweep") -> subprocess.Popen[str]:
+    """``python -m trainlab.train -m`` through the slurm launcher; output in ``cwd/<log>.*``."""
+    env = {**os.environ, "TRAINLAB_ROOT": str(cwd), **ENV}
+    command = [sys.executable, "-m", "trainlab.train", "-m", *LAUNCHER, *QUICK, *args]
+    with open(cwd / f"{log}.out", "w") as out, open(cwd / f"{log}.err", "w") as err:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+
+
+def _queue(*fields: str) -> list[list[str]]:
+    found = subprocess.run(
+        ["squeue", "-h", "--array", f"--name={NAME}", "-o", "|".join(fields)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.split("|") for line in found.stdout.splitlines()]
+
+
+def _release_requeued() -> None:
+    for job, state, reason in _queue("%i", "%T", "%r"):
+        if state == "PENDING" and reason == "BeginTime":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)
+
+
+def _finish(proc: subprocess.Popen[str], cwd: Path, log: str = "sweep", limit: float = 600) -> str:
+    """Wait for a sweep to end; its stdout and stderr."""
+    deadline = time.monotonic() + limit
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the sweep ran past {limit} s: {_output(cwd, log)[-3000:]}")
+        _release_requeued()
+        time.sleep(1)
+    return _output(cwd, log)
+
+
+def _output(cwd: Path, log: str) -> str:
+    return (cwd / f"{log}.out").read_text() + (cwd / f"{log}.err").read_text()
+
+
+def _wait_for(condition: object, what: str, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {limit} s for {what}")
+        time.sleep(0.5)
+
+
+def _epochs_done(job: Path) -> int:
+    try:
+        rows = pd.read_csv(job / "csv" / "metrics.csv")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return 0  # not there yet, or a row being appended
+    return int(rows["train/loss"].notna().sum()) if "train/loss" in rows else 0
+
+
+def _job(job_id: str) -> dict[str, str]:
+    """What ``scontrol show job`` says of a job."""
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(field.split("=", 1) for field in shown.split() if "=" in field)
+
+
+def _slurm(job: Path) -> dict[str, str]:
+    return json.loads((job / "env.json").read_text())["slurm"]
+
+
+def _log_times(job: Path) -> tuple[datetime, datetime]:
+    stamps = re.findall(
+        r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", (job / "train.log").read_text(), re.M
+    )
+    first, last = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1]))
+    return first, last
+
+
+def _same_run(job: Path, reference: Path) -> None:
+    """``job`` ended with ``reference``'s weights and learning curve, each epoch once."""
+    weights, expected = last_weights(job), last_weights(reference)
+    assert weights.keys() == expected.keys()
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    pd.testing.assert_frame_equal(learning_curve(job), learning_curve(reference))
+
+
+def test_a_sweep_runs_as_slurm_jobs_and_is_reported(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    # seed=-1 is refused by the job: it fails once, and the other jobs go on
+    proc = _start(tmp_path, f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", "seed=1,2,-1")
+    output = _finish(proc, tmp_path)
+    assert proc.returncode == 1, output[-3000:]
+    assert "2 ok, 1 failed: job 2 (ConfigError: seed must be a non-negative integer" in output
+    assert "Bypassing sacct" not in output  # no accounting here: said once, not at every poll
+    assert output.count("reading job states with squeue") == 1
+    ids = [_slurm(sweep / str(n)) for n in (0, 1)]
+    assert ids[0]["SLURM_ARRAY_JOB_ID"] == ids[1]["SLURM_ARRAY_JOB_ID"]
+    assert [i["SLURM_ARRAY_TASK_ID"] for i in ids] == ["0", "1"]
+    assert ids[0]["SLURM_JOB_ID"] != ids[1]["SLURM_JOB_ID"]
+    assert (sweep / "2" / "failure.json").is_file()
+    failed = f"{ids[0]['SLURM_ARRAY_JOB_ID']}_2"
+    _wait_for(lambda: _job(failed)["JobState"] not in ("RUNNING", "COMPLETING"), "job 2's end")
+    assert _job(failed)["JobState"] == "COMPLETED"  # its failure is in failure.json
+    assert _job(failed)["Restarts"] == "0"  # it failed once and was not requeued
+    # nothing written outside the sweep directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep", "sweep.err", "sweep.out"]
+    report = run_cli("trainlab.report", str(sweep), cwd=tmp_path, env=ENV)
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = pd.read_csv(sweep / "report.csv")
+    assert len(table) == 3 and table["test/acc"].notna().sum() == 2
+
+
+def test_a_requeued_job_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    """``scontrol requeue`` of a running job (what an admin or a preemption does): job 0 is
+    requeued mid-training; job 1, the same run but for a shorter sleep, is not."""
+    sweep = tmp_path / "sweep"
+    args = [f"hydra.sweep.dir={sweep}", "logger=many", "trainer.max_epochs=5", *SLOW]
+    proc = _start(tmp_path, *args, "+callbacks.sleep.seconds=0.3,0.05")
+    _wait_for(lambda: _epochs_done(sweep / "0") >= 2, "two epochs of job 0")
+    (job,) = [j for j, *_ in _queue("%i") if j.endswith("_0")]
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    output = _finish(proc, tmp_path)
+    assert proc.returncode == 0, output[-3000:]
+    assert "2 ok, 0 failed" in output
+    requeued, straight = sweep / "0", sweep / "1"
+    assert _slurm(requeued)["SLURM_RESTART_COUNT"] == "1"
+    assert "resume=auto: continuing" in (requeued / "train.log").read_text()
+    assert not (requeued / "failure.json").exists()
+    _same_run(requeued, straight)
+    run_id = (requeued / "wandb_id").read_text().strip()
+    runs = sorted((requeued / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # one W&B run
+
+
+def test_a_job_at_its_time_limit_is_requeued_and_finishes(tmp_path: Path) -> None:
+    """SLURM signals the job (USR2, ``signal_delay_s`` before its 2-minute limit); training
+    stops at the next step with last.ckpt written, submitit requeues, the job resumes. The same
+    run without a time limit, as a second sweep at the same time, is the reference."""
+    args = ["trainer.max_epochs=8", *SLOW, "+callbacks.sleep.seconds=0.3", "seed=1"]
+    limit = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
+    limited = _start(
+        tmp_path, f"hydra.sweep.dir={tmp_path / 'limited'}", *limit, *args, log="limited"
+    )
+    reference = _start(tmp_path, f"hydra.sweep.dir={tmp_path / 'ref'}", *args, log="ref")
+    for proc, log in ((limited, "limited"), (reference, "ref")):
+        output = _finish(proc, tmp_path, log)
+        assert proc.returncode == 0, output[-3000:]
+    job = tmp_path / "limited" / "0"
+    text = (job / "train.log").read_text()
+    assert "SLURM signal SIGUSR2: stopping at the next step to requeue" in text
+    steps = [int(s) for s in re.findall(r"resume=auto: continuing .* \(step (\d+)\)", text)]
+    assert steps and steps[0] > 0, text[-3000:]  # last.ckpt where training stood
+    assert int(_slurm(job)["SLURM_RESTART_COUNT"]) == len(steps)
+    _same_run(job, tmp_path / "ref" / "0")
+
+
+def test_ddp_ranks_from_srun_end_with_identical_weights(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _start(
+        tmp_path,
+        f"hydra.sweep.dir={sweep}",
+        "hydra.launcher.tasks_per_node=2",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        "+callbacks.record._target_=tests.helpers.RecordRankWeights",
+        "+callbacks.record.dirpath=${paths.output_dir}/ranks",
+    )
+    output = _finish(proc, tmp_path)
+    assert proc.returncode == 0, output[-3000:]
+    first, second = (
+        json.loads((sweep / "0" / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)
+    )
+    assert first["world_size"] == second["world_size"] == 2
+    assert first["weights"] == second["weights"]
+    script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --ntasks-per-node=2" in script and "srun" in script
+
+
+def test_a_job_array_runs_no_more_jobs_at_once_than_its_parallelism(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _start(
+        tmp_path,
+        f"hydra.sweep.dir={sweep}",
+        "hydra.launcher.array_parallelism=1",
+        "trainer.max_epochs=1",
+        "seed=1,2,3,4",
+    )
+    output = _finish(proc, tmp_path)
+    assert proc.returncode == 0, output[-3000:]
+    assert "4 ok, 0 failed" in output
+    script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%1" in script
+    spans = sorted(_log_times(sweep / str(n)) for n in range(4))
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))  # one at a time
+
+
+def test_a_cancelled_sweep_resumes_when_run_again(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [f"hydra.sweep.dir={sweep}", "resume=auto", "trainer.max_epochs=4", *SLOW]
+    args += ["+callbacks.sleep.seconds=0.2", "seed=1,2"]
+    proc = _start(tmp_path, *args)
+    _wait_for(lambda: all(_epochs_done(sweep / n) >= 1 for n in "01"), "an epoch of each job")
+    subprocess.run(["scancel", f"--name={NAME}"], check=True)
+    _finish(proc, tmp_path)
+    assert proc.returncode != 0
+    assert not any((sweep / n / "metrics.json").exists() for n in "01")
+    again = _start(tmp_path, *args, log="again")  # the same command
+    output = _finish(again, tmp_path, "again")
+    assert again.returncode == 0, output[-3000:]
+    assert "2 ok, 0 failed" in output
+    for n in "01":
+        assert "resume=auto: continuing" in (sweep / n / "train.log").read_text()
+        assert json.loads((sweep / n / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path) -> None:
+    with throwaway_postgres() as storage:
+        for i in range(2):
+            cwd = tmp_path / f"worker{i}"
+            cwd.mkdir()
+            worker = [*WORKER, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=6"]
+            command = " ".join([sys.executable, "-m", "trainlab.train", *worker])
+            subprocess.run(
+                [
+                    "sbatch",
+                    f"--job-name={NAME}",
+                    "--cpus-per-task=1",
+                    f"--chdir={cwd}",
+                    f"--output={cwd / 'worker.log'}",
+                    f"--export=ALL,TRAINLAB_ROOT={cwd},PYTHONPATH={ROOT}",
+                    f"--wrap=exec {command}",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        _wait_for(lambda: not _queue("%i"), "the workers' jobs", limit=400)
+        outputs = [(tmp_path / f"worker{i}" / "worker.log").read_text() for i in range(2)]
+        assert _states(storage) == ["COMPLETE"] * 6, "\n".join(o[-2000:] for o in outputs)
+        assert sum(_ran(outputs)) == 6 and min(_ran(outputs)) >= 1
