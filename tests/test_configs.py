@@ -50,11 +50,12 @@ def test_every_group_has_options() -> None:
         "reviews",
         "sbm",
         "seq_digits",
+        "signals",
         "text_csv",
         "tones",
         "wine",
     ]
-    nets = ["cnn", "gat", "gcn", "gin", "linear", "mlp", "rnn", "transformer", "vit"]
+    nets = ["cnn", "gat", "gcn", "gin", "linear", "mlp", "rnn", "tcn", "transformer", "vit"]
     assert options("net") == nets
     assert options("trainer") == [
         "cpu",
@@ -103,6 +104,7 @@ NET_DATA = {
     "mlp": "wine",
     "cnn": "digits",
     "rnn": "seq_digits",
+    "tcn": "signals",
     "transformer": "seq_digits",
     "vit": "digits",
     "gcn": "karate",

@@ -350,3 +350,54 @@ def test_generated_tones_rise_and_fall_in_their_spectrograms() -> None:
     for kind, sign in (("rising", 1), ("falling", -1)):
         assert (np.sign(trend[labels == CLASSES.index(kind)]) == sign).all()
     assert (np.abs(trend[labels == CLASSES.index("steady")]) <= 1).all()
+
+
+def test_permute_shuffles_the_positions_of_every_sample_alike() -> None:
+    """One permutation from split_seed, the same in every split; labels and splits unchanged."""
+    from trainlab.data import SignalsDataModule
+
+    plain = SignalsDataModule(samples=200, split_seed=3)
+    shuffled = SignalsDataModule(samples=200, split_seed=3, permute=True)
+    for dm in (plain, shuffled):
+        dm.setup()
+    order = np.random.default_rng(3).permutation(64)
+    for split in ("train", "val", "test"):
+        (x, y), (xp, yp) = plain.tensors(split), shuffled.tensors(split)
+        assert torch.equal(y, yp) and torch.equal(xp, x[:, order])
+    # images: the pixels, every channel alike
+    image = SklearnDataModule(dataset="digits", layout="image", permute=True, split_seed=1)
+    image.setup()
+    x = SklearnDataModule(dataset="digits", layout="image", split_seed=1)
+    x.setup()
+    pixels = np.random.default_rng(1).permutation(64)
+    flat = x.tensors("test")[0].reshape(len(x.tensors("test")[0]), 1, 64)
+    assert torch.equal(image.tensors("test")[0], flat[:, :, pixels].reshape(-1, 1, 8, 8))
+
+
+def test_permute_refuses_tabular_data() -> None:
+    dm = SklearnDataModule(dataset="iris", permute=True)
+    with pytest.raises(
+        ConfigError, match="shuffles the positions of sequences or images; this data is tabular"
+    ):
+        dm.setup()
+
+
+def test_signals_place_each_class_template_anywhere() -> None:
+    from trainlab.data import SignalsDataModule
+
+    dm = SignalsDataModule(samples=500, noise=0.0, split_seed=0)
+    loaded = dm.load()
+    assert loaded.x.shape == (500, 64, 1) and np.bincount(loaded.y).tolist() == [50] * 10
+    shapes = dm.templates()
+    first = loaded.x[loaded.y == 0][:, :, 0]
+    starts = {int(np.flatnonzero(np.abs(row) > 1e-9)[0]) for row in first}
+    assert len(starts) > 5  # the same class at many offsets
+
+    # noiseless: each sample is its own class's template (scaled, sheared) at some offset
+    def best_match(row: np.ndarray, shape: np.ndarray) -> float:
+        width = len(shape)
+        windows = [row[o : o + width] for o in range(len(row) - width + 1)]
+        return max(float(np.corrcoef(w, shape)[0, 1]) for w in windows if w.std() > 0)
+
+    assert min(best_match(r, shapes[0]) for r in first) > 0.95
+    assert np.mean([best_match(r, shapes[1]) for r in first]) < 0.9

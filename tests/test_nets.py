@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.nets import CNN, GNN, MLP, RNN, LinearNet, Transformer, ViT
+from trainlab.nets import CNN, GNN, MLP, RNN, TCN, LinearNet, Transformer, ViT
 from trainlab.nets.layers import ACTIVATIONS, make_activation
 
 SHAPES = {"tabular": (13,), "image": (1, 8, 8), "sequence": (8, 8)}
@@ -164,3 +164,34 @@ def test_graph_nets_answer_per_target_node_or_per_graph(conv: str) -> None:
     batch = Batch.from_data_list([graph, graph, graph])
     pooled = net.eval()(batch)
     assert pooled.shape == (3, 3) and torch.allclose(pooled[0], pooled[2], atol=1e-6)
+
+
+@pytest.mark.parametrize("readout", ["avg", "max", "flatten"])
+def test_tcn_reads_sequences_of_any_length_with_every_switch(readout: str) -> None:
+    for steps in (1, 7, 2000):
+        net = TCN((steps, 3), 4, channels=[4, 8], dilation_growth=2, readout=readout)
+        assert net(torch.randn(5, steps, 3)).shape == (5, 4)
+    net = TCN((16, 2), 3, [4, 8], norm="layer", input_norm="batch", residual=True, hidden=0)
+    kinds = [type(m) for m in net.modules()]
+    assert kinds.count(nn.GroupNorm) == 2 and isinstance(net.input_norm, nn.BatchNorm1d)
+    assert [
+        m.dilation
+        for m in TCN((16, 1), 2, channels=[2, 2, 2], dilation_growth=2).modules()
+        if isinstance(m, nn.Conv1d) and m.kernel_size != (1,)
+    ] == [(1,), (2,), (4,)]
+    with pytest.raises(ValueError, match="time_steps, features"):
+        TCN((1, 8, 8), 2)
+    with pytest.raises(ValueError, match="readout 'last' is unknown"):
+        TCN((8, 1), 2, readout="last")
+
+
+def test_tcn_with_avg_readout_finds_a_pattern_wherever_it_lies() -> None:
+    """No pooling, a global average readout: a pattern moved along time (away from the edges)
+    gives the same features."""
+    net = TCN((32, 1), 2, channels=[4], pool="none", norm=None, hidden=0).eval()
+    x = torch.zeros(2, 32, 1)
+    x[0, 8:12, 0] = torch.tensor([1.0, -2.0, 3.0, 0.5])
+    x[1, 18:22, 0] = torch.tensor([1.0, -2.0, 3.0, 0.5])
+    features = net.features(x.transpose(1, 2))
+    z = (features - net.features(torch.zeros_like(x).transpose(1, 2))).mean(dim=2)
+    assert torch.allclose(z[0], z[1], atol=1e-6)

@@ -15,7 +15,15 @@ import yaml
 
 from tests.conftest import run_cli
 from trainlab.experiments.report import build
-from trainlab.experiments.stats import paired, summarize
+from trainlab.experiments.report import markdown as report_markdown_of
+from trainlab.experiments.stats import (
+    bootstrap_interval,
+    holm,
+    interquartile_mean,
+    paired,
+    probability_of_improvement,
+    summarize,
+)
 from trainlab.report import main as report_main
 
 
@@ -34,6 +42,24 @@ def test_mean_interval_and_paired_test_match_a_hand_computation() -> None:
     assert test.p == pytest.approx(1 - 5 / math.sqrt(27), rel=1e-6)
     with pytest.raises(ValueError, match="differ in length"):
         paired([1.0], [1.0, 2.0])
+
+
+def test_bootstrap_iqm_improvement_and_holm_match_hand_computations() -> None:
+    # Holm: sorted p 0.01, 0.03, 0.04 times 3, 2, 1, kept non-decreasing
+    assert holm([0.01, 0.04, 0.03, math.nan])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(holm([0.5, math.nan])[1]) and holm([0.2]) == [0.2]
+    # IQM of 8 values: the middle four (3, 4, 5, 6); the outlier 100 does not count
+    assert interquartile_mean([1, 2, 3, 4, 100, 5, 6, 7]) == pytest.approx(4.5)
+    # a bootstrap interval holds the mean, within the values' range; constant values: a point
+    low, high = bootstrap_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert 1.0 <= low < 3.0 < high <= 5.0
+    assert bootstrap_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert all(math.isnan(v) for v in bootstrap_interval([1.0]))
+    # b wins 3 of 4 pairs: P = 0.75; a tie counts half; lower-is-better flips it
+    better = probability_of_improvement([0.9, 0.8, 0.85, 0.7], [0.95, 0.82, 0.84, 0.75])
+    assert better.p == 0.75 and 0.0 <= better.low <= 0.75 <= better.high <= 1.0
+    assert probability_of_improvement([1.0, 1.0], [1.0, 2.0]).p == 0.75
+    assert probability_of_improvement([1.0, 1.0], [1.0, 2.0], higher_is_better=False).p == 0.25
 
 
 def _run(
@@ -91,6 +117,11 @@ def test_groups_baselines_and_ablation_verdicts(tmp_path: Path) -> None:
     norm = ablations["norm"]
     assert norm.test.diff.mean == pytest.approx(0.002) and norm.test.p > 0.05
     assert "within seed noise" in norm.verdict
+    # Holm over the two removals; the full model wins on every seed without dropout
+    assert dropout.holm_p == pytest.approx(min(1.0, 2 * dropout.test.p))
+    assert norm.holm_p == pytest.approx(max(dropout.holm_p, norm.test.p))
+    assert dropout.full_better.p == 1.0 and norm.full_better.p == 0.0
+    assert "Holm p = " in dropout.verdict and "P(full better) = 1 [1, 1]" in dropout.verdict
 
 
 def test_failed_and_unreadable_runs_are_reported_not_fatal(
@@ -218,3 +249,24 @@ def test_folds_aggregate_like_seeds_and_an_optuna_study_gets_its_trial_plot(
     assert report.optuna
     assert report_main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "report_trials.png").is_file()
+
+
+def test_the_permutation_control_is_said_in_words(tmp_path: Path) -> None:
+    """A net whose score falls on every seed when the positions are shuffled drew on order;
+    one whose score only jitters did not."""
+    job = 0
+    for experiment, drop in (("conv", 0.3), ("mlp", 0.0)):
+        for permute in ("false", "true"):
+            for seed, base in ((1, 0.90), (2, 0.92), (3, 0.91)):
+                acc = base - (drop if permute == "true" else 0.0)
+                acc += 0.002 * seed * (permute == "true") * (experiment == "mlp")
+                overrides = [f"+x={experiment}", f"data.permute={permute}", f"seed={seed}"]
+                _run(tmp_path, job, overrides, {"val/acc": acc, "val/loss": 1 - acc})
+                job += 1
+    report = build([tmp_path])
+    conv, mlp = report.order
+    assert conv.startswith("x=conv: shuffling the positions worsens val/acc by 30 ± 0 points")
+    assert conv.endswith("it drew on order")
+    assert mlp.startswith("x=mlp: shuffling the positions leaves val/acc within seed noise")
+    assert "Order: the permutation control" in (report_markdown := report_markdown_of(report, []))
+    assert conv in report_markdown

@@ -346,10 +346,11 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
 
 
 BUNDLED = ["digits", "seq_digits", "iris", "wine", "breast_cancer", "diabetes", "adding", "recall"]
-BUNDLED += ["karate", "sbm", "cycles", "reviews", "tones"]
+BUNDLED += ["karate", "sbm", "cycles", "reviews", "tones", "signals"]
 SMALLER = {"adding": ["data.samples=300"], "recall": ["data.samples=300"]}
 SMALLER |= {"sbm": ["data.block_size=20"], "cycles": ["data.samples=100"]}
 SMALLER |= {"reviews": ["data.samples=300"], "tones": ["data.samples=200"]}
+SMALLER |= {"signals": ["data.samples=300"]}
 
 
 def _pairs() -> list[tuple[str, str]]:
@@ -357,7 +358,7 @@ def _pairs() -> list[tuple[str, str]]:
 
     layouts = {"digits": "image", "seq_digits": "sequence", "adding": "sequence"}
     layouts |= {"recall": "sequence", "karate": "graph", "sbm": "graph", "cycles": "graph"}
-    layouts |= {"reviews": "text", "tones": "sequence"}
+    layouts |= {"reviews": "text", "tones": "sequence", "signals": "sequence"}
     fits = nets_by_modality()
     return [(n, d) for d in BUNDLED for n in fits[layouts.get(d, "tabular")]]
 

@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(groups))
     for ablation in report.ablations:
         print(ablation.verdict)
+    for line in report.order:
+        print(line)
     unusable = [r for r in report.runs if r.status in ("failed", "unreadable", "diverged")]
     for run in unusable:
         print(f"{run.status}: {run.path}: {run.error}")

@@ -73,3 +73,27 @@ def save_reliability_diagram(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_risk_coverage(reports: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Selective risk against coverage, one line per report of
+    :func:`~trainlab.calibration.selective.risk_coverage`, with its AURC in the legend."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, report in reports.items():
+        curve = report["risk_by_coverage"]
+        ax.plot(
+            [float(c) for c in curve],
+            list(curve.values()),
+            marker=".",
+            label=f"{name} (AURC {report['aurc']:.3f})",
+        )
+    ax.set_xlabel("coverage (share answered)")
+    ax.set_ylabel("selective risk (error rate of the answered)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or "risk-coverage")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

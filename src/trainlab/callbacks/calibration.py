@@ -19,8 +19,10 @@ from trainlab.calibration.conformal import (
 )
 from trainlab.calibration.conformal import METHODS as CONFORMAL_METHODS
 from trainlab.calibration.metrics import calibration_report, check_n_bins, headline_metrics
-from trainlab.calibration.plots import save_reliability_diagram
+from trainlab.calibration.plots import save_reliability_diagram, save_risk_coverage
 from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
+from trainlab.calibration.selective import CHECKPOINT_KEY as SELECTIVE_KEY
+from trainlab.calibration.selective import risk_coverage, validation_state
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.loggers.scalars import log_scalars
@@ -133,6 +135,7 @@ class Calibration(pl.Callback):
             test_sets = sets.predict(calibrated.softmax(1))
         before = calibration_report(test_logits, test_labels, self.n_bins)
         after = calibration_report(calibrated, test_labels, self.n_bins)
+        selective = risk_coverage(calibrated.softmax(1), test_labels)
         self.results = {
             "method": calibrator.method,
             "fit_on": "val",
@@ -142,6 +145,7 @@ class Calibration(pl.Callback):
             "before": before,
             "after": after,
             "checkpoint": trainer.ckpt_path,
+            "selective": {**selective, "of": "calibrated probabilities", "evaluated_on": "test"},
         }
         if sets is not None:
             self.results["conformal"] = {
@@ -160,10 +164,14 @@ class Calibration(pl.Callback):
             out / "reliability.png",
             title="test split",
         )
+        save_risk_coverage({"calibrated": selective}, out / "risk_coverage.png", "test split")
         log_scalars(trainer, self.report_metrics())
         log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
         if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
-            saved = {CHECKPOINT_KEY: calibrator_state(calibrator)}
+            saved = {
+                CHECKPOINT_KEY: calibrator_state(calibrator),
+                SELECTIVE_KEY: validation_state(calibrated_val.softmax(1), val_labels),
+            }
             if sets is not None:
                 saved[CONFORMAL_KEY] = sets.state()
             self._save_into(Path(trainer.ckpt_path), saved)
@@ -176,6 +184,7 @@ class Calibration(pl.Callback):
         if not self.results:
             return {}
         found = headline_metrics(self.results["before"], self.results["after"], "test")
+        found["test/aurc"] = self.results["selective"]["aurc"]
         if conformal := self.results.get("conformal"):
             found["test/conformal_coverage"] = conformal["coverage"]
             found["test/conformal_set_size"] = conformal["set_size"]

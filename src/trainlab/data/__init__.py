@@ -9,7 +9,7 @@ from trainlab.data.image_folder import ImageFolderDataModule
 from trainlab.data.loader import TensorBatches
 from trainlab.data.mnist import IDXImageDataModule
 from trainlab.data.sklearn_sets import SklearnDataModule
-from trainlab.data.synthetic import LongRangeDataModule
+from trainlab.data.synthetic import LongRangeDataModule, SignalsDataModule
 from trainlab.data.text import TextDataModule, Vocabulary
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "KarateClubDataModule",
     "Loaded",
     "LongRangeDataModule",
+    "SignalsDataModule",
     "SklearnDataModule",
     "TensorBatches",
     "TextDataModule",

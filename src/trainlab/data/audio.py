@@ -17,7 +17,7 @@ from trainlab.data.base import InMemoryDataModule, Loaded
 from trainlab.errors import ConfigError
 
 CLASSES = ["steady", "rising", "falling", "pulsed"]
-LAYOUTS = ("sequence", "image")
+LAYOUTS = ("sequence", "image", "wave")
 
 
 def tones(
@@ -62,7 +62,9 @@ def spectrogram(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 class ToneDataModule(InMemoryDataModule):
     """Generated sound clips as spectrograms: ``layout=sequence`` gives ``(frames, bins)`` for
-    RNNs and Transformers, ``layout=image`` gives ``(1, bins, frames)`` for CNNs and ViTs.
+    RNNs and Transformers, ``layout=image`` gives ``(1, bins, frames)`` for CNNs and ViTs;
+    ``layout=wave`` gives the raw waveform as a ``(samples, 1)`` sequence, for temporal
+    convolutions (``net=tcn``).
 
     Args:
         samples: clips generated (as many of each class).
@@ -70,7 +72,7 @@ class ToneDataModule(InMemoryDataModule):
         duration: seconds per clip.
         noise: standard deviation of the white noise added to each clip (the tone's is 0.7).
         n_fft, hop: window and stride of the short-time Fourier transform, in samples.
-        layout: ``sequence`` or ``image``.
+        layout: ``sequence``, ``image`` or ``wave``.
         seed: seed of the generator (the data, not the training).
         **kwargs: split, batch and normalisation settings of :class:`InMemoryDataModule`.
     """
@@ -101,14 +103,17 @@ class ToneDataModule(InMemoryDataModule):
 
     def load(self) -> Loaded:
         waves, labels = tones(self.samples, self.sample_rate, self.duration, self.noise, self.seed)
-        spec = spectrogram(waves, self.n_fft, self.hop)  # (N, frames, bins)
+        if self.layout == "wave":
+            spec = waves[:, :, None]  # (N, samples, 1)
+        else:
+            spec = spectrogram(waves, self.n_fft, self.hop)  # (N, frames, bins)
         if self.layout == "image":
             spec = spec.transpose(0, 2, 1)[:, None]  # (N, 1, bins, frames): low pitch at row 0
         return Loaded(
             x=spec.astype(np.float32),
             y=labels.astype(np.int64),
             task="classification",
-            modality=self.layout,
+            modality="sequence" if self.layout == "wave" else self.layout,
             class_names=list(CLASSES),
             info={"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop": self.hop},
         )

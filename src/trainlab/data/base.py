@@ -78,6 +78,11 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
             validation split; ``val_fraction`` is then unused. The test split is held out of
             every fold. Sweep ``data.fold=0,1,...,k-1`` like seeds.
         fold: which fold validates, in ``[0, folds)``.
+        permute: a control for what a net learns from order: one fixed permutation (drawn
+            from ``split_seed``) of the positions of every sample, the time steps of a sequence
+            or the pixels of an image (every channel alike), after normalisation. A net that
+            reads order (a convolution, a recurrence) loses what it drew from it; an MLP, which
+            sees every position alike, does not.
 
     Raises:
         ConfigError: a value is out of range.
@@ -95,8 +100,13 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
         leakage: str = "warn",
         folds: int | None = None,
         fold: int = 0,
+        permute: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(permute, bool):
+            raise ConfigError(f"data.permute must be true or false, got {permute!r}")
+        self.permute = permute
+        self._permutation: np.ndarray | None = None
         if folds is not None and (
             isinstance(folds, bool) or not isinstance(folds, int) or folds < 2
         ):
@@ -187,6 +197,8 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
         arrays = self._split(meta)
         self._check_leakage(arrays)
         self._fit_normalisation(arrays["train"][0])
+        if self.permute:
+            self._permutation = self._draw_permutation(meta)
         if meta.task == "regression":
             y_train = arrays["train"][1].astype(np.float64)
             self._target_mean = float(y_train.mean())
@@ -202,7 +214,26 @@ class InMemoryDataModule(TensorSplits, pl.LightningDataModule):
     def transform(self, x: np.ndarray) -> torch.Tensor:
         """Normalise raw inputs ``(N, *sample_shape)`` with the training statistics."""
         z = (x.astype(np.float32) - self._mean) / self._std
+        if self._permutation is not None:
+            z = self._apply_permutation(z)
         return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+
+    def _draw_permutation(self, meta: Loaded) -> np.ndarray:
+        if meta.modality not in ("sequence", "image"):
+            raise ConfigError(
+                f"data.permute=true shuffles the positions of sequences or images; this data is "
+                f"{meta.modality} (set data.permute=false)"
+            )
+        shape = meta.x.shape[1:]
+        positions = shape[0] if meta.modality == "sequence" else int(np.prod(shape[1:]))
+        return np.random.default_rng(self.split_seed).permutation(positions)
+
+    def _apply_permutation(self, z: np.ndarray) -> np.ndarray:
+        assert self._permutation is not None
+        if self.modality == "sequence":  # (N, T, ...): the time steps
+            return z[:, self._permutation]
+        n, c = z.shape[:2]  # (N, C, H, W): the pixels, every channel alike
+        return z.reshape(n, c, -1)[:, :, self._permutation].reshape(z.shape)
 
     def _target_tensor(self, y: np.ndarray) -> torch.Tensor:
         if self.task == "classification":

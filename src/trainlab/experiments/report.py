@@ -15,12 +15,24 @@ from typing import Any
 import yaml
 
 from trainlab.experiments.runs import REPEATS, Run, find_runs, read_run, select
-from trainlab.experiments.stats import Paired, Summary, paired, summarize
+from trainlab.experiments.stats import (
+    IQM_FROM,
+    Improvement,
+    Paired,
+    Summary,
+    bootstrap_interval,
+    holm,
+    interquartile_mean,
+    paired,
+    probability_of_improvement,
+    summarize,
+)
 
 LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "nll", "ece", "mce", "brier", "error")
 PROPORTIONS = ("acc", "f1", "auroc", "precision", "recall", "accuracy")
 ABLATION_KEY = "ablation"
 FULL = "full"
+PERMUTE_KEY = "data.permute"  # the permutation control (see the README, "Order")
 
 
 def lower_is_better(metric: str) -> bool:
@@ -54,6 +66,8 @@ class Ablation:
     test: Paired
     metric: str
     verdict: str
+    full_better: Improvement  # P(the full model beats the one without the component)
+    holm_p: float  # the paired t-test's p, Holm-adjusted over the ablation's removals
 
 
 def _relative(path: Path, root: Path | None) -> str:
@@ -74,6 +88,7 @@ class Report:
     baselines: dict[str, dict[str, Summary]]
     ablations: list[Ablation]
     optuna: bool
+    order: list[str] = field(default_factory=list)  # the permutation control, in words
     root: Path | None = None  # where the report is written; job paths are shown relative to it
 
     @property
@@ -119,6 +134,7 @@ def build(targets: Iterable[str | Path]) -> Report:
         baselines=_baselines(runs, headline),
         ablations=_ablations(runs, metric, mode, swept),
         optuna=any(_optuna_run(r) for r in runs),
+        order=_permutation_control(runs, metric, mode, swept),
     )
 
 
@@ -174,17 +190,75 @@ def _ablations(runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]
             if variant == FULL:
                 continue
             seeds = sorted(set(full) & set(values))
-            test = paired([full[s] for s in seeds], [values[s] for s in seeds])
+            a, b = [values[s] for s in seeds], [full[s] for s in seeds]
+            test = paired(b, a)  # the change that removing the component makes
+            better = probability_of_improvement(a, b, higher_is_better=mode == "max")
             component = variant.removeprefix("no_").replace("_", " ")
             if rest:
                 component += " (" + " ".join(f"{k}={v}" for k, v in rest) + ")"
-            found.append(Ablation(component, test, metric, _verdict(component, test, metric, mode)))
+            found.append(Ablation(component, test, metric, "", better, math.nan))
+    adjusted = holm([a.test.p for a in found])
+    for ablation, p in zip(found, adjusted, strict=True):
+        ablation.holm_p = p
+        ablation.verdict = _verdict(ablation, mode)
     return found
 
 
-def _verdict(component: str, test: Paired, metric: str, mode: str) -> str:
+def _permutation_control(
+    runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]
+) -> list[str]:
+    """For each setting swept with ``data.permute=false,true``: what shuffling the positions
+    did to ``metric``, paired by seed, in words. A net that drew on order loses; one that
+    cannot see order (an MLP) stays within seed noise."""
+    if PERMUTE_KEY not in swept:
+        return []
+    by_setting: dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]] = {}
+    for run in runs:
+        if run.status != "ok" or PERMUTE_KEY not in run.overrides:
+            continue
+        rest = tuple((k, v) for k, v in run.group if k != PERMUTE_KEY and k in swept)
+        value = str(run.overrides[PERMUTE_KEY]).lower()
+        by_setting.setdefault(rest, {}).setdefault(value, {})[run.repeat()] = run.metrics.get(
+            metric, math.nan
+        )
+    lines = []
+    points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
+    scale, unit = (100.0, " points") if points else (1.0, "")
+    for rest, by_value in by_setting.items():
+        ordered, shuffled = by_value.get("false"), by_value.get("true")
+        if not ordered or not shuffled:
+            continue
+        seeds = sorted(set(ordered) & set(shuffled))
+        test = paired([ordered[s] for s in seeds], [shuffled[s] for s in seeds])
+        label = " ".join(f"{k}={v}" for k, v in rest) or "the runs"
+        if test.n < 2:
+            lines.append(f"{label}: too few paired seeds ({test.n}) to judge the permutation")
+            continue
+        d = test.diff
+        worse = d.mean < 0 if mode == "max" else d.mean > 0
+        size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
+        numbers = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}], "
+        numbers += f"p = {test.p:.2g}, n = {test.n}"
+        if test.p >= 0.05:
+            lines.append(
+                f"{label}: shuffling the positions leaves {metric} within seed noise "
+                f"({size}; {numbers}): this net draws nothing from order here"
+            )
+        else:
+            effect = "worsens" if worse else "improves"
+            meaning = "it drew on order" if worse else "order misled it"
+            lines.append(
+                f"{label}: shuffling the positions {effect} {metric} by {size} ({numbers}): "
+                f"{meaning}"
+            )
+    return lines
+
+
+def _verdict(ablation: Ablation, mode: str) -> str:
     """``"removing norm worsens val/acc by 1.2 ± 0.4 points (95% CI of the change [-1.6,
-    -0.8], p = 0.01, n = 5)"``; ± is the interval's half-width."""
+    -0.8], p = 0.01, Holm p = 0.03; P(full better) = 0.9 [0.6, 1], n = 5)"``; ± is the
+    interval's half-width. Seed noise is judged on the Holm-adjusted p."""
+    component, test, metric = ablation.component, ablation.test, ablation.metric
     if test.n < 2:
         return f"removing {component}: too few paired seeds ({test.n}) to judge"
     points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
@@ -194,9 +268,11 @@ def _verdict(component: str, test: Paired, metric: str, mode: str) -> str:
     size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
     interval = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}]"
     effect = "worsens" if worse else "improves"
+    better = ablation.full_better
     text = f"removing {component} {effect} {metric} by {size} ({interval}, p = {test.p:.2g}"
-    text += f", n = {test.n})"
-    return text if test.p < 0.05 else text + ": within seed noise"
+    text += f", Holm p = {ablation.holm_p:.2g}; P(full better) = {better.p:.2g}"
+    text += f" [{better.low:.2g}, {better.high:.2g}], n = {test.n})"
+    return text if ablation.holm_p < 0.05 else text + ": within seed noise"
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -239,11 +315,19 @@ def group_rows(report: Report) -> list[dict[str, Any]]:
             "n": f"{len(group.finished())}/{len(group.runs)}",
         }
         row.update({m: _cell(group.stats[m]) for m in report.headline})
+        values = [r.metrics.get(report.metric, math.nan) for r in group.finished()]
+        low, high = bootstrap_interval(values)
+        row[f"{report.metric} bootstrap CI"] = (
+            f"[{_fmt(low)}, {_fmt(high)}]" if math.isfinite(low) else ""
+        )
+        if any(len(g.finished()) >= IQM_FROM for g in report.groups):
+            iqm = interquartile_mean(values) if len(values) >= IQM_FROM else math.nan
+            row[f"{report.metric} IQM"] = _fmt(iqm)
         rows.append(row)
     for name, stats in report.baselines.items():
         row = {"group": f"baseline: {name}", "n": str(max(s.n for s in stats.values()))}
         row.update({m: _cell(stats[m]) for m in report.headline})
-        rows.append(row)
+        rows.append({**{k: "" for k in rows[0]}, **row} if rows else row)
     return rows
 
 
@@ -278,16 +362,29 @@ def markdown(report: Report, images: Sequence[Path]) -> str:
         f"({'higher' if report.mode == 'max' else 'lower'} is better); swept: "
         f"{', '.join(report.swept) or 'nothing but repeats'}.\n",
         f"Best group: **{best.label}**.\n" if best else "",
-        "\n## Groups\n\nmean ± std [95% CI] over the repeats (seeds, folds) of each "
-        "configuration; baselines are fitted in every run on the same splits.\n",
+        "\n## Groups\n\nmean ± std [95% t-interval] over the repeats (seeds, folds) of each "
+        "configuration, and the 95% percentile-bootstrap interval of the optimised metric's "
+        "mean (no normality assumed; read it when a few seeds fail or stray); the "
+        f"interquartile mean (IQM) for groups of {IQM_FROM} or more repeats. Baselines are "
+        "fitted in every run on the same splits.\n",
         markdown_table(group_rows(report)),
     ]
     if report.ablations:
         parts += [
             "\n## Ablation\n\nEach component removed from the full model, paired by seed; "
-            "± is the half-width of the 95% CI.\n"
+            "± is the half-width of the 95% CI. p is the paired t-test's; Holm p adjusts it for "
+            "testing every removal at once, and decides what is within seed noise. "
+            "P(full better) is the share of seeds on which the full model wins (ties half), "
+            "with its bootstrap interval.\n"
         ]
         parts += [f"- {a.verdict}\n" for a in report.ablations]
+    if report.order:
+        parts += [
+            "\n## Order: the permutation control\n\nEach setting with its positions shuffled "
+            "(`data.permute=true`: one fixed permutation of the time steps or pixels) against "
+            "the same setting in order, paired by seed.\n"
+        ]
+        parts += [f"- {line}\n" for line in report.order]
     parts += ["\n## Jobs\n\n", markdown_table(job_rows(report))]
     if images:
         parts += ["\n## Plots\n\n", *[f"![{p.stem}]({p.name})\n" for p in images]]

@@ -6,6 +6,7 @@ from trainlab.nets.gnn import GNN
 from trainlab.nets.linear import LinearNet
 from trainlab.nets.mlp import MLP
 from trainlab.nets.rnn import RNN
+from trainlab.nets.tcn import TCN
 from trainlab.nets.transformer import Transformer, ViT
 
-__all__ = ["CNN", "GNN", "MLP", "RNN", "LinearNet", "Transformer", "ViT"]
+__all__ = ["CNN", "GNN", "MLP", "RNN", "TCN", "LinearNet", "Transformer", "ViT"]

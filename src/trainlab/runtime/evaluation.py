@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainlab.calibration.metrics import calibration_report, headline_metrics
+from trainlab.calibration.selective import choose_threshold
 from trainlab.callbacks.calibration import split_logits
 from trainlab.data.base import SPLITS
 from trainlab.data.csv import numeric_features
@@ -182,7 +184,11 @@ def predict(cfg: DictConfig) -> Path:
                 for row in chosen.tolist()
             ]
             table["set_size"] = chosen.sum(1).numpy()
+        if (risk := cfg.get("abstain")) is not None:
+            _abstain(table, run, merged["probs"], targets, float(risk), output)
     else:
+        if cfg.get("abstain") is not None:
+            raise ConfigError("abstain: selective prediction needs class probabilities")
         if targets is not None:
             mean, std = getattr(dm, "target_stats", None) or (0.0, 1.0)
             t = np.asarray(targets, dtype=np.float64).reshape(-1)
@@ -190,6 +196,44 @@ def predict(cfg: DictConfig) -> Path:
         table["pred"] = merged["pred"]
     write_new(output, spreadsheet_safe(table).to_csv())
     return output
+
+
+def _abstain(
+    table: pd.DataFrame,
+    run: Restored,
+    probs: np.ndarray,
+    targets: Any,
+    risk: float,
+    output: Path,
+) -> None:
+    """Mark the rows whose confidence falls below the threshold that met ``risk`` on the
+    validation split; with targets, report the risk and coverage achieved on these rows."""
+    if not 0.0 <= risk <= 1.0:
+        raise ConfigError(f"abstain must be a target risk in [0, 1], got {risk}")
+    if run.selective is None:
+        raise ConfigError(
+            f"abstain: {run.checkpoint} holds no validation confidences (the run had no "
+            "calibration: callbacks.calibration)"
+        )
+    chosen = choose_threshold(run.selective["confidence"], run.selective["hits"], risk)
+    confidence = probs.max(axis=1)
+    answered = confidence >= chosen.threshold
+    table["confidence"] = confidence
+    table["abstain"] = ~answered
+    summary: dict[str, Any] = {
+        "target_risk": risk,
+        "threshold": chosen.threshold if math.isfinite(chosen.threshold) else None,
+        "chosen_on": "val",
+        "val_coverage": chosen.val_coverage,
+        "val_risk": chosen.val_risk if math.isfinite(chosen.val_risk) else None,
+        "coverage": float(answered.mean()),
+    }
+    if "target" in table and "pred" in table:
+        right = (table["target"] == table["pred"]).to_numpy()
+        summary["risk"] = float(1 - right[answered].mean()) if answered.any() else None
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
+    log.info("abstain=%s: %s (threshold chosen on the validation split)", risk, shown)
+    write_new(output.with_suffix(".abstain.json"), json.dumps(summary, indent=2))
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -85,6 +85,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         bool(cfg.get("allow_data_change", False)),
     )
     dm, model = run.datamodule, run.model
+    if getattr(dm, "permute", False):
+        raise ConfigError(
+            "the run trained on permuted inputs (data.permute=true), a control experiment; an "
+            "exported model would not permute its inputs"
+        )
     net = getattr(model, "net", None)
     if not isinstance(net, nn.Module):
         raise ConfigError(f"model {type(model).__name__} has no .net to export")

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainlab.calibration import load_calibrator
 from trainlab.calibration.conformal import load_conformal
+from trainlab.calibration.selective import CHECKPOINT_KEY as SELECTIVE_KEY
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 from trainlab.trust.data import check as check_data
@@ -30,6 +31,7 @@ class Restored:
     model: Any
     calibrator: Any  # a fitted Calibrator saved with the checkpoint, or None
     conformal: Any = None  # fitted ConformalSets saved with the checkpoint, or None
+    selective: Any = None  # the validation split's confidences and hits (selective prediction)
 
 
 def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
@@ -94,4 +96,13 @@ def restore(
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["state_dict"])
     model.eval()
-    return Restored(run, ckpt, cfg, dm, model, load_calibrator(state), load_conformal(state))
+    return Restored(
+        run,
+        ckpt,
+        cfg,
+        dm,
+        model,
+        load_calibrator(state),
+        load_conformal(state),
+        state.get(SELECTIVE_KEY),
+    )
