@@ -52,6 +52,7 @@ def test_two_runs_started_together_get_different_directories(tmp_path: Path) -> 
     assert dirs[0] != dirs[1]
 
 
+@pytest.mark.slow  # two CLI runs: the slow suite (CI runs it)
 @pytest.mark.parametrize(
     ("args", "message"),
     [

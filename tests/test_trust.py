@@ -24,6 +24,7 @@ from trainlab.trust.secrets import MASK, redact, redact_config, scrub_argv
 # --- nothing lost ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several CLI runs: the slow suite (CI runs it)
 def test_a_rejected_config_removes_only_what_its_process_created(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -76,6 +77,7 @@ def test_a_second_run_into_a_finished_run_directory_is_refused(tmp_path: Path) -
     assert both.returncode == 2 and "not both" in both.stderr and _holds(run, held)
 
 
+@pytest.mark.slow  # several CLI runs: the slow suite (CI runs it)
 def test_overwrite_moves_the_earlier_run_aside_and_deletes_nothing(tmp_path: Path) -> None:
     run = tmp_path / "run"
     held = _finished_run(run)

@@ -60,7 +60,7 @@ class LatestCheckpoint(Checkpoint):
 
     def _stage(self, trainer: pl.Trainer) -> None:
         """Write the state as it is to the staged file (every rank calls it; rank 0 writes)."""
-        trainer.save_checkpoint(self.staged)
+        trainer.save_checkpoint(self.staged, weights_only=False)  # the full state, to resume
         self._staged_step = trainer.global_step
         self._written_at, self._written_step = time.monotonic(), trainer.global_step
 

@@ -170,19 +170,28 @@ def _baselines(runs: Sequence[Run], headline: Sequence[str]) -> dict[str, dict[s
     }
 
 
+def _by_value(
+    runs: Sequence[Run], key: str, metric: str, swept: Sequence[str]
+) -> dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]]:
+    """The finished runs that set ``key``: by their other swept settings, then by ``key``'s
+    value (lowercased), then by repeat (seed, fold): ``metric``."""
+    found: dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]] = {}
+    for run in runs:
+        if run.status != "ok" or key not in run.overrides:
+            continue
+        rest = tuple((k, v) for k, v in run.group if k != key and k in swept)
+        value = str(run.overrides[key]).lower()
+        found.setdefault(rest, {}).setdefault(value, {})[run.repeat()] = run.metrics.get(
+            metric, math.nan
+        )
+    return found
+
+
 def _ablations(runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]) -> list[Ablation]:
     """Each ``ablation=<variant>`` against ``ablation=full``, paired by seed (and fold) within
     the same other overrides."""
-    variants = [r for r in runs if ABLATION_KEY in r.overrides and r.status == "ok"]
-    by_setting: dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]] = {}
-    for run in variants:
-        rest = tuple((k, v) for k, v in run.group if k != ABLATION_KEY and k in swept)
-        variant = run.overrides[ABLATION_KEY]
-        by_setting.setdefault(rest, {}).setdefault(variant, {})[run.repeat()] = run.metrics.get(
-            metric, math.nan
-        )
     found = []
-    for rest, by_variant in by_setting.items():
+    for rest, by_variant in _by_value(runs, ABLATION_KEY, metric, swept).items():
         full = by_variant.get(FULL)
         if full is None:
             continue
@@ -212,20 +221,12 @@ def _permutation_control(
     cannot see order (an MLP) stays within seed noise."""
     if PERMUTE_KEY not in swept:
         return []
-    by_setting: dict[tuple[Any, ...], dict[str, dict[tuple[str, ...], float]]] = {}
-    for run in runs:
-        if run.status != "ok" or PERMUTE_KEY not in run.overrides:
-            continue
-        rest = tuple((k, v) for k, v in run.group if k != PERMUTE_KEY and k in swept)
-        value = str(run.overrides[PERMUTE_KEY]).lower()
-        by_setting.setdefault(rest, {}).setdefault(value, {})[run.repeat()] = run.metrics.get(
-            metric, math.nan
-        )
+    by_setting = _by_value(runs, PERMUTE_KEY, metric, swept)
     lines = []
     points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
     scale, unit = (100.0, " points") if points else (1.0, "")
     for rest, by_value in by_setting.items():
-        ordered, shuffled = by_value.get("false"), by_value.get("true")
+        ordered, shuffled = by_value.get("false"), by_value.get("true")  # values lowercased
         if not ordered or not shuffled:
             continue
         seeds = sorted(set(ordered) & set(shuffled))
