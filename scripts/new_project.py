@@ -92,7 +92,8 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
             continue
         if not wanted(rel, examples):
             continue
-        target = dest / Path(*(name if part == TEMPLATE else part for part in rel.parts))
+        # src/trainlab/ and src/hydra_plugins/trainlab_*/ (the configs name them renamed)
+        target = dest / Path(*(rename(part, name) for part in rel.parts))
         target.parent.mkdir(parents=True, exist_ok=True)
         data = (root / rel).read_bytes()
         try:

@@ -82,6 +82,9 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
         if p.is_file() and ".git" not in p.parts and b"trainlab" in p.read_bytes().lower()
     ]
     assert left == []
+    named = [str(p.relative_to(dest)) for p in dest.rglob("*") if "trainlab" in p.name.lower()]
+    assert named == []  # src/hydra_plugins/trainlab_*/ too: the configs name them renamed
+    assert (dest / "src" / "hydra_plugins" / "forkedproj_slurm" / "__init__.py").is_file()
     pyproject = (dest / "pyproject.toml").read_text()
     assert (
         'name = "forkedproj"' in pyproject
