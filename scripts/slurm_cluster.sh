@@ -98,10 +98,17 @@ stop() {
   need_root stop
   ours || { echo "slurm_cluster.sh: $CONF was not written by this script; not stopping" >&2; exit 2; }
   scancel --user="$(id -un)" >/dev/null 2>&1 || true
+  local pids=()
   for daemon in slurmd slurmctld; do
-    [ -s "$DIR/$daemon.pid" ] && kill "$(cat "$DIR/$daemon.pid")" 2>/dev/null || true
+    if [ -s "$DIR/$daemon.pid" ]; then
+      pids+=("$(cat "$DIR/$daemon.pid")")
+      kill "${pids[-1]}" 2>/dev/null || true
+    fi
   done
-  sleep 1
+  for pid in "${pids[@]}"; do  # gone before stop returns: a start right after finds none
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
   [ -L "$CONF" ] && rm -f "$CONF"
   rm -rf "$DIR"
   echo "slurm_cluster.sh: stopped"
