@@ -20,9 +20,17 @@ from trainlab.nets.layers import (
 POOLS = ("max", "avg", "none")
 
 
+def conv_norm(norm: str, channels: int, dims: int) -> nn.Module:
+    """Batch norm over channels, or layer norm as one group over channels and positions."""
+    if norm == "batch":
+        return nn.BatchNorm1d(channels) if dims == 1 else nn.BatchNorm2d(channels)
+    return nn.GroupNorm(1, channels)
+
+
 class ConvBlock(nn.Module):
     """``conv -> [norm] -> act``, plus the input when ``residual`` (through a 1x1 convolution
-    where the channels change)."""
+    where the channels change). ``dims=2`` for images, ``dims=1`` along time (with
+    ``dilation``); padding keeps the size."""
 
     def __init__(
         self,
@@ -32,20 +40,22 @@ class ConvBlock(nn.Module):
         norm: str | None,
         activation: ActivationSpec,
         residual: bool,
+        dims: int = 2,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        padding = dilation * (kernel_size - 1) // 2
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, out, kernel_size, padding=kernel_size // 2, bias=norm is None)
+            conv(channels, out, kernel_size, padding=padding, dilation=dilation, bias=norm is None)
         ]
         if norm is not None:
-            layers.append(make_norm(norm, out, dims=2))
+            layers.append(conv_norm(norm, out, dims))
         layers.append(make_activation(activation))
         self.layers = nn.Sequential(*layers)
         self.skip: nn.Module | None = None
         if residual:
-            self.skip = (
-                nn.Identity() if channels == out else nn.Conv2d(channels, out, 1, bias=False)
-            )
+            self.skip = nn.Identity() if channels == out else conv(channels, out, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(x)

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from trainlab.nets.cnn import ConvBlock, conv_norm
 from trainlab.nets.layers import (
     ActivationSpec,
     check_dropout,
@@ -18,47 +19,6 @@ from trainlab.nets.layers import (
 
 POOLS = ("max", "avg", "none")
 READOUTS = ("avg", "max", "flatten")
-
-
-def _norm(norm: str, channels: int) -> nn.Module:
-    """Batch norm over channels, or layer norm as one group over channels and time steps."""
-    return nn.BatchNorm1d(channels) if norm == "batch" else nn.GroupNorm(1, channels)
-
-
-class TemporalBlock(nn.Module):
-    """``conv1d -> [norm] -> act`` along time, plus the input when ``residual`` (through a 1x1
-    convolution where the channels change). Padding keeps the number of time steps."""
-
-    def __init__(
-        self,
-        channels: int,
-        out: int,
-        kernel_size: int,
-        dilation: int,
-        norm: str | None,
-        activation: ActivationSpec,
-        residual: bool,
-    ) -> None:
-        super().__init__()
-        padding = dilation * (kernel_size - 1) // 2
-        layers: list[nn.Module] = [
-            nn.Conv1d(
-                channels, out, kernel_size, padding=padding, dilation=dilation, bias=norm is None
-            )
-        ]
-        if norm is not None:
-            layers.append(_norm(norm, out))
-        layers.append(make_activation(activation))
-        self.layers = nn.Sequential(*layers)
-        self.skip: nn.Module | None = None
-        if residual:
-            self.skip = (
-                nn.Identity() if channels == out else nn.Conv1d(channels, out, 1, bias=False)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.layers(x)
-        return out if self.skip is None else out + self.skip(x)
 
 
 class TCN(nn.Module):
@@ -128,11 +88,15 @@ class TCN(nn.Module):
         check_norm(norm, "norm")
         check_norm(input_norm, "input_norm")
         steps, c = input_shape
-        self.input_norm = nn.Identity() if input_norm is None else _norm(input_norm, c)
+        self.input_norm = nn.Identity() if input_norm is None else conv_norm(input_norm, c, 1)
         blocks: list[nn.Module] = []
         for i, out in enumerate(chans):
             dilation = dilation_growth**i
-            blocks.append(TemporalBlock(c, out, kernel_size, dilation, norm, activation, residual))
+            blocks.append(
+                ConvBlock(
+                    c, out, kernel_size, norm, activation, residual, dims=1, dilation=dilation
+                )
+            )
             if pool != "none" and steps >= 2:
                 blocks.append(nn.MaxPool1d(2) if pool == "max" else nn.AvgPool1d(2))
                 steps //= 2
