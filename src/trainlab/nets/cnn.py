@@ -20,13 +20,6 @@ from trainlab.nets.layers import (
 POOLS = ("max", "avg", "none")
 
 
-def conv_norm(norm: str, channels: int, dims: int) -> nn.Module:
-    """Batch norm over channels, or layer norm as one group over channels and positions."""
-    if norm == "batch":
-        return nn.BatchNorm1d(channels) if dims == 1 else nn.BatchNorm2d(channels)
-    return nn.GroupNorm(1, channels)
-
-
 class ConvBlock(nn.Module):
     """``conv -> [norm] -> act``, plus the input when ``residual`` (through a 1x1 convolution
     where the channels change). ``dims=2`` for images, ``dims=1`` along time (with
@@ -50,7 +43,7 @@ class ConvBlock(nn.Module):
             conv(channels, out, kernel_size, padding=padding, dilation=dilation, bias=norm is None)
         ]
         if norm is not None:
-            layers.append(conv_norm(norm, out, dims))
+            layers.append(make_norm(norm, out, dims))
         layers.append(make_activation(activation))
         self.layers = nn.Sequential(*layers)
         self.skip: nn.Module | None = None
@@ -60,6 +53,29 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(x)
         return out if self.skip is None else out + self.skip(x)
+
+
+def check_conv(kernel_size: int, pool: str, hidden: int) -> None:
+    """The settings every convolutional net here shares: an odd kernel, a known pooling and a
+    non-negative bottleneck width."""
+    if kernel_size <= 0 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    if pool not in POOLS:
+        raise ValueError(f"pool {pool!r} is unknown; use one of {POOLS}")
+    if hidden < 0:
+        raise ValueError(f"hidden must be >= 0, got {hidden}")
+
+
+def conv_head(
+    width: int, hidden: int, num_outputs: int, dropout: float, activation: ActivationSpec
+) -> list[nn.Module]:
+    """``[dropout -> linear(hidden) -> act] -> dropout -> linear(num_outputs)`` over ``width``
+    pooled or flattened features; without the bottleneck when ``hidden`` is 0."""
+    head: list[nn.Module] = []
+    if hidden:
+        head += [nn.Dropout(dropout), nn.Linear(width, hidden), make_activation(activation)]
+        width = hidden
+    return [*head, nn.Dropout(dropout), nn.Linear(width, num_outputs)]
 
 
 class CNN(nn.Module):
@@ -110,12 +126,7 @@ class CNN(nn.Module):
         if len(input_shape) != 3:
             raise ValueError(f"CNN needs (C, H, W) images, got input_shape {tuple(input_shape)}")
         chans = check_positive_ints(channels, "channels", allow_empty=False)
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
-        if pool not in POOLS:
-            raise ValueError(f"pool {pool!r} is unknown; use one of {POOLS}")
-        if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden}")
+        check_conv(kernel_size, pool, hidden)
         p = check_dropout(dropout)
         check_norm(norm, "norm")
         check_norm(input_norm, "input_norm")
@@ -129,13 +140,9 @@ class CNN(nn.Module):
                 h, w = h // 2, w // 2
             c = out
         self.features = nn.Sequential(*blocks)
-        head: list[nn.Module] = [nn.Flatten()]
-        width = c * h * w
-        if hidden:
-            head += [nn.Dropout(p), nn.Linear(width, hidden), make_activation(activation)]
-            width = hidden
-        head += [nn.Dropout(p), nn.Linear(width, num_outputs)]
-        self.head = nn.Sequential(*head)
+        self.head = nn.Sequential(
+            nn.Flatten(), *conv_head(c * h * w, hidden, num_outputs, p, activation)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(self.input_norm(x)))  # (B, C, H, W) -> (B, num_outputs)

@@ -78,9 +78,10 @@ def check_norm(norm: str | None, name: str = "norm") -> str | None:
     return norm
 
 
-def make_norm(norm: str, width: int, dims: int = 1) -> nn.Module:
-    """Batch or layer normalisation over ``width`` features (``dims=2``: channels of images,
-    where layer norm is one group over channels and pixels)."""
+def make_norm(norm: str, width: int, dims: int = 0) -> nn.Module:
+    """Batch or layer normalisation of ``width`` features (``dims=0``), or of ``width``
+    channels of feature maps along time (``dims=1``) or of images (``dims=2``), where layer
+    norm is one group over the channels and positions."""
     if norm == "batch":
-        return nn.BatchNorm1d(width) if dims == 1 else nn.BatchNorm2d(width)
-    return nn.LayerNorm(width) if dims == 1 else nn.GroupNorm(1, width)
+        return nn.BatchNorm2d(width) if dims == 2 else nn.BatchNorm1d(width)
+    return nn.LayerNorm(width) if dims == 0 else nn.GroupNorm(1, width)

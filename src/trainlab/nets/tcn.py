@@ -8,16 +8,15 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from trainlab.nets.cnn import ConvBlock, conv_norm
+from trainlab.nets.cnn import ConvBlock, check_conv, conv_head
 from trainlab.nets.layers import (
     ActivationSpec,
     check_dropout,
     check_norm,
     check_positive_ints,
-    make_activation,
+    make_norm,
 )
 
-POOLS = ("max", "avg", "none")
 READOUTS = ("avg", "max", "flatten")
 
 
@@ -74,21 +73,16 @@ class TCN(nn.Module):
                 f"TCN needs (time_steps, features) sequences, got input_shape {tuple(input_shape)}"
             )
         chans = check_positive_ints(channels, "channels", allow_empty=False)
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+        check_conv(kernel_size, pool, hidden)
         if isinstance(dilation_growth, bool) or dilation_growth < 1:
             raise ValueError(f"dilation_growth must be an integer >= 1, got {dilation_growth}")
-        if pool not in POOLS:
-            raise ValueError(f"pool {pool!r} is unknown; use one of {POOLS}")
         if readout not in READOUTS:
             raise ValueError(f"readout {readout!r} is unknown; use one of {READOUTS}")
-        if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden}")
         p = check_dropout(dropout)
         check_norm(norm, "norm")
         check_norm(input_norm, "input_norm")
         steps, c = input_shape
-        self.input_norm = nn.Identity() if input_norm is None else conv_norm(input_norm, c, 1)
+        self.input_norm = nn.Identity() if input_norm is None else make_norm(input_norm, c, dims=1)
         blocks: list[nn.Module] = []
         for i, out in enumerate(chans):
             dilation = dilation_growth**i
@@ -104,12 +98,7 @@ class TCN(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.readout = readout
         width = c * steps if readout == "flatten" else c
-        head: list[nn.Module] = []
-        if hidden:
-            head += [nn.Dropout(p), nn.Linear(width, hidden), make_activation(activation)]
-            width = hidden
-        head += [nn.Dropout(p), nn.Linear(width, num_outputs)]
-        self.head = nn.Sequential(*head)
+        self.head = nn.Sequential(*conv_head(width, hidden, num_outputs, p, activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(self.input_norm(x.transpose(1, 2)))  # (B, T, F) -> (B, C, T')
