@@ -72,6 +72,16 @@ def test_a_run_reports_aurc_and_predict_abstains_to_meet_a_risk(
     assert (table.loc[answered, "confidence"] >= summary["threshold"]).all()
     assert (table.loc[~answered, "confidence"] < summary["threshold"]).all()
 
+    # its summary file is checked first: nothing is written when it exists
+    taken = tmp_path / "taken.csv"
+    taken.with_suffix(".abstain.json").write_text("{}")
+    again = compose_cfg(
+        "predict", [f"run_dir={run_dir}", "abstain=0.01", f"output={taken}"], tmp_path / "r"
+    )
+    with pytest.raises(ConfigError, match=r"taken.abstain.json exists"):
+        predict(again)
+    assert not taken.exists()
+
     bad = compose_cfg("predict", [f"run_dir={run_dir}", "abstain=2"], tmp_path / "q")
     with pytest.raises(ConfigError, match=r"abstain must be a target risk in \[0, 1\], got 2"):
         predict(bad)

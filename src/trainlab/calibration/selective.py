@@ -19,25 +19,27 @@ CHECKPOINT_KEY = "trainlab_selective"  # the validation split's confidences and 
 POINTS = 21  # coverages shown in calibration.json: 0, 0.05, ..., 1
 
 
-def _ranked(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Confidences, highest first, and whether each of those predictions is right."""
-    confidence, pred = probs.max(dim=1)
+def _ranked(
+    confidence: torch.Tensor, hits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Confidences, highest first, whether each of those predictions is right, and the risk
+    (error rate) when the ``k`` most confident are answered, for every ``k``."""
     order = torch.argsort(confidence, descending=True, stable=True)
-    return confidence[order], (pred == labels)[order]
+    hits = hits[order].bool()
+    risks = torch.cumsum((~hits).double(), 0) / torch.arange(1, len(hits) + 1)
+    return confidence[order], hits, risks
 
 
 def risk_coverage(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     """The risk-coverage curve of ``(N, K)`` probabilities: its area (AURC), the full-coverage
     risk, the least AURC any ranking of these predictions could reach, and the risk at
     :data:`POINTS` coverages."""
-    _, hits = _ranked(probs, labels)
-    n = len(hits)
-    if n == 0:
+    if len(probs) == 0:
         raise ValueError("risk_coverage needs at least one sample")
-    errors = torch.cumsum((~hits).double(), 0)
+    state = validation_state(probs, labels)  # any split's confidences and hits
+    _, hits, risks = _ranked(state["confidence"], state["hits"])
+    n, wrong = len(hits), int((~hits).sum())
     kept = torch.arange(1, n + 1, dtype=torch.float64)
-    risks = errors / kept  # risk when the k most confident are answered
-    wrong = int((~hits).sum())
     best = torch.cat([torch.zeros(n - wrong), torch.arange(1, wrong + 1)]).double() / kept
     curve = {}
     for coverage in torch.linspace(0, 1, POINTS).tolist():
@@ -70,9 +72,7 @@ def choose_threshold(
     when no share of the validation split is that accurate."""
     if not 0.0 <= target_risk <= 1.0:
         raise ValueError(f"the target risk must be in [0, 1], got {target_risk}")
-    order = torch.argsort(confidence, descending=True, stable=True)
-    confidence, hits = confidence[order], hits[order].bool()
-    risks = torch.cumsum((~hits).double(), 0) / torch.arange(1, len(hits) + 1)
+    confidence, hits, risks = _ranked(confidence, hits)
     # a threshold keeps every sample at or above it: only cut between distinct confidences
     last_of_value = torch.ones(len(hits), dtype=torch.bool)
     last_of_value[:-1] = confidence[1:] != confidence[:-1]

@@ -133,8 +133,12 @@ def predict(cfg: DictConfig) -> Path:
         ConfigError: the output file exists (it is never overwritten), or the input is unusable.
     """
     output = Path(cfg.output)
-    if output.exists():
-        raise ConfigError(f"output: {output} exists; choose another path (nothing is overwritten)")
+    abstained = output.with_suffix(".abstain.json")  # with abstain=<risk>: what it achieved
+    for path in (output, abstained) if cfg.get("abstain") is not None else (output,):
+        if path.exists():
+            raise ConfigError(
+                f"output: {path} exists; choose another path (nothing is overwritten)"
+            )
     run = restore(
         cfg.run_dir,
         cfg.ckpt_path,
@@ -161,6 +165,7 @@ def predict(cfg: DictConfig) -> Path:
             for k, v in predictions(model, out, dm.task, getattr(dm, "target_stats", None)).items()
         }
     table = pd.DataFrame(index=pd.RangeIndex(len(out), name="row"))
+    summary: dict[str, Any] | None = None
     names = getattr(dm, "class_names", None)
     if dm.task == "classification":
         names = names or [str(i) for i in range(dm.num_outputs)]
@@ -185,7 +190,7 @@ def predict(cfg: DictConfig) -> Path:
             ]
             table["set_size"] = chosen.sum(1).numpy()
         if (risk := cfg.get("abstain")) is not None:
-            _abstain(table, run, merged["probs"], targets, float(risk), output)
+            summary = _abstain(table, run, merged["probs"], float(risk))
     else:
         if cfg.get("abstain") is not None:
             raise ConfigError("abstain: selective prediction needs class probabilities")
@@ -195,19 +200,14 @@ def predict(cfg: DictConfig) -> Path:
             table["target"] = t * std + mean if cfg.input_csv is None else t
         table["pred"] = merged["pred"]
     write_new(output, spreadsheet_safe(table).to_csv())
+    if summary is not None:  # after the predictions it describes
+        write_new(abstained, json.dumps(summary, indent=2))
     return output
 
 
-def _abstain(
-    table: pd.DataFrame,
-    run: Restored,
-    probs: np.ndarray,
-    targets: Any,
-    risk: float,
-    output: Path,
-) -> None:
+def _abstain(table: pd.DataFrame, run: Restored, probs: np.ndarray, risk: float) -> dict[str, Any]:
     """Mark the rows whose confidence falls below the threshold that met ``risk`` on the
-    validation split; with targets, report the risk and coverage achieved on these rows."""
+    validation split; returns what was achieved: the coverage, and with targets the risk."""
     if not 0.0 <= risk <= 1.0:
         raise ConfigError(f"abstain must be a target risk in [0, 1], got {risk}")
     if run.selective is None:
@@ -233,7 +233,7 @@ def _abstain(
         summary["risk"] = float(1 - right[answered].mean()) if answered.any() else None
     shown = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
     log.info("abstain=%s: %s (threshold chosen on the validation split)", risk, shown)
-    write_new(output.with_suffix(".abstain.json"), json.dumps(summary, indent=2))
+    return summary
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
