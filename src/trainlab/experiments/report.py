@@ -190,7 +190,7 @@ def _by_value(
 def _ablations(runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]) -> list[Ablation]:
     """Each ``ablation=<variant>`` against ``ablation=full``, paired by seed (and fold) within
     the same other overrides."""
-    found = []
+    found: list[tuple[str, Paired, Improvement]] = []
     for rest, by_variant in _by_value(runs, ABLATION_KEY, metric, swept).items():
         full = by_variant.get(FULL)
         if full is None:
@@ -205,12 +205,24 @@ def _ablations(runs: Sequence[Run], metric: str, mode: str, swept: Sequence[str]
             component = variant.removeprefix("no_").replace("_", " ")
             if rest:
                 component += " (" + " ".join(f"{k}={v}" for k, v in rest) + ")"
-            found.append(Ablation(component, test, metric, "", better, math.nan))
-    adjusted = holm([a.test.p for a in found])
-    for ablation, p in zip(found, adjusted, strict=True):
-        ablation.holm_p = p
-        ablation.verdict = _verdict(ablation, mode)
-    return found
+            found.append((component, test, better))
+    adjusted = holm([test.p for _, test, _ in found])
+    return [
+        Ablation(c, test, metric, _verdict(c, test, metric, mode, better, p), better, p)
+        for (c, test, better), p in zip(found, adjusted, strict=True)
+    ]
+
+
+def _change(test: Paired, metric: str, mode: str) -> tuple[bool, str, str]:
+    """Whether the paired change worsens ``metric``, its size (``"1.2 ± 0.4 points"``: ± is the
+    interval's half-width; points for proportions) and its 95% interval, in words."""
+    points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
+    scale, unit = (100.0, " points") if points else (1.0, "")
+    d = test.diff
+    worse = d.mean < 0 if mode == "max" else d.mean > 0
+    size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
+    interval = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}]"
+    return worse, size, interval
 
 
 def _permutation_control(
@@ -221,11 +233,8 @@ def _permutation_control(
     cannot see order (an MLP) stays within seed noise."""
     if PERMUTE_KEY not in swept:
         return []
-    by_setting = _by_value(runs, PERMUTE_KEY, metric, swept)
     lines = []
-    points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
-    scale, unit = (100.0, " points") if points else (1.0, "")
-    for rest, by_value in by_setting.items():
+    for rest, by_value in _by_value(runs, PERMUTE_KEY, metric, swept).items():
         ordered, shuffled = by_value.get("false"), by_value.get("true")  # values lowercased
         if not ordered or not shuffled:
             continue
@@ -235,11 +244,8 @@ def _permutation_control(
         if test.n < 2:
             lines.append(f"{label}: too few paired seeds ({test.n}) to judge the permutation")
             continue
-        d = test.diff
-        worse = d.mean < 0 if mode == "max" else d.mean > 0
-        size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
-        numbers = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}], "
-        numbers += f"p = {test.p:.2g}, n = {test.n}"
+        worse, size, interval = _change(test, metric, mode)
+        numbers = f"{interval}, p = {test.p:.2g}, n = {test.n}"
         if test.p >= 0.05:
             lines.append(
                 f"{label}: shuffling the positions leaves {metric} within seed noise "
@@ -255,25 +261,20 @@ def _permutation_control(
     return lines
 
 
-def _verdict(ablation: Ablation, mode: str) -> str:
+def _verdict(
+    component: str, test: Paired, metric: str, mode: str, better: Improvement, holm_p: float
+) -> str:
     """``"removing norm worsens val/acc by 1.2 ± 0.4 points (95% CI of the change [-1.6,
     -0.8], p = 0.01, Holm p = 0.03; P(full better) = 0.9 [0.6, 1], n = 5)"``; ± is the
     interval's half-width. Seed noise is judged on the Holm-adjusted p."""
-    component, test, metric = ablation.component, ablation.test, ablation.metric
     if test.n < 2:
         return f"removing {component}: too few paired seeds ({test.n}) to judge"
-    points = metric.rsplit("/", 1)[-1].startswith(PROPORTIONS)
-    scale, unit = (100.0, " points") if points else (1.0, "")
-    d = test.diff
-    worse = d.mean < 0 if mode == "max" else d.mean > 0
-    size = f"{abs(d.mean) * scale:.3g} ± {d.half_width * scale:.2g}{unit}"
-    interval = f"95% CI of the change [{d.low * scale:+.3g}, {d.high * scale:+.3g}]"
+    worse, size, interval = _change(test, metric, mode)
     effect = "worsens" if worse else "improves"
-    better = ablation.full_better
     text = f"removing {component} {effect} {metric} by {size} ({interval}, p = {test.p:.2g}"
-    text += f", Holm p = {ablation.holm_p:.2g}; P(full better) = {better.p:.2g}"
+    text += f", Holm p = {holm_p:.2g}; P(full better) = {better.p:.2g}"
     text += f" [{better.low:.2g}, {better.high:.2g}], n = {test.n})"
-    return text if ablation.holm_p < 0.05 else text + ": within seed noise"
+    return text if holm_p < 0.05 else text + ": within seed noise"
 
 
 # -- tables ---------------------------------------------------------------------------------
