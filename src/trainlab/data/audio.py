@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from trainlab.data.base import InMemoryDataModule, Loaded
+from trainlab.data.splits import check_int
 from trainlab.errors import ConfigError
 
 CLASSES = ["steady", "rising", "falling", "pulsed"]
@@ -96,8 +97,7 @@ class ToneDataModule(InMemoryDataModule):
             raise ConfigError(
                 f"a clip of {duration} s at {sample_rate} Hz is shorter than data.n_fft={n_fft}"
             )
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 8:
-            raise ConfigError(f"data.samples must be an integer >= 8, got {samples!r}")
+        check_int("samples", samples, 8)
         self.samples, self.sample_rate, self.duration = samples, sample_rate, duration
         self.noise, self.n_fft, self.hop, self.layout, self.seed = noise, n_fft, hop, layout, seed
 

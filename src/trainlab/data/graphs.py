@@ -17,14 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from trainlab.data.splits import check_fractions, stratified_indices
+from trainlab.data.splits import check_fractions, check_int, stratified_indices
 from trainlab.errors import ConfigError
-
-
-def _check_int(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"data.{name} must be an integer >= {least}, got {value!r}")
-    return value
 
 
 def _undirected(edges: list[tuple[int, int]]) -> torch.Tensor:
@@ -63,7 +57,7 @@ class NodeDataModule(pl.LightningDataModule):
         super().__init__()
         check_fractions(val_fraction, test_fraction)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.split_seed = _check_int("split_seed", split_seed, 0)
+        self.split_seed = check_int("split_seed", split_seed, 0)
         self.graph: Any = None
         self.class_names: list[str] | None = None
         self.masks: dict[str, torch.Tensor] = {}
@@ -160,9 +154,9 @@ class BlockModelDataModule(NodeDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.blocks = _check_int("blocks", blocks, 2)
-        self.block_size = _check_int("block_size", block_size, 5)
-        self.features = _check_int("features", features, 1)
+        self.blocks = check_int("blocks", blocks, 2)
+        self.block_size = check_int("block_size", block_size, 5)
+        self.features = check_int("features", features, 1)
         for name, p in (("p_in", p_in), ("p_out", p_out)):
             if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
                 raise ConfigError(f"data.{name} must be a probability in [0, 1], got {p!r}")
@@ -220,10 +214,10 @@ class CyclesDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         check_fractions(val_fraction, test_fraction)
-        self.samples = _check_int("samples", samples, 20)
-        self.min_nodes = _check_int("min_nodes", min_nodes, 3)
-        self.max_nodes = _check_int("max_nodes", max_nodes, self.min_nodes)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.samples = check_int("samples", samples, 20)
+        self.min_nodes = check_int("min_nodes", min_nodes, 3)
+        self.max_nodes = check_int("max_nodes", max_nodes, self.min_nodes)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed, self.seed = split_seed, seed
         self.graphs: dict[str, list[Any]] = {}

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from trainlab.errors import ConfigError
+
+
+def check_int(name: str, value: Any, least: int) -> int:
+    """``data.<name>`` as an integer of at least ``least``, or a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"data.{name} must be an integer >= {least}, got {value!r}")
+    return value
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.data.base import InMemoryDataModule, Loaded
+from trainlab.data.splits import check_int
 from trainlab.errors import ConfigError
 
 PROBLEMS = ("adding", "recall")
@@ -53,8 +54,7 @@ class LongRangeDataModule(InMemoryDataModule):
             ("samples", samples, 10),
             ("classes", classes, 2),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"data.{name} must be an integer >= {least}, got {value!r}")
+            check_int(name, value, least)
         self.problem, self.length, self.samples = problem, length, samples
         self.classes, self.seed = classes, seed
 
@@ -132,8 +132,7 @@ class SignalsDataModule(InMemoryDataModule):
             ("classes", classes, 2),
             ("bumps", bumps, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"data.{name} must be an integer >= {least}, got {value!r}")
+            check_int(name, value, least)
         if template_length > length:
             raise ConfigError(
                 f"data.template_length ({template_length}) must be at most data.length ({length})"
