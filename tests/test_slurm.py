@@ -103,6 +103,13 @@ def _finish(proc: subprocess.Popen[str], cwd: Path, log: str = "sweep", limit: f
     return _output(cwd, log)
 
 
+def _succeed(proc: subprocess.Popen[str], cwd: Path, log: str = "sweep") -> str:
+    """Wait for a sweep that must end with exit status 0; its output."""
+    output = _finish(proc, cwd, log)
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
 def _output(cwd: Path, log: str) -> str:
     return (cwd / f"{log}.out").read_text() + (cwd / f"{log}.err").read_text()
 
@@ -186,8 +193,7 @@ def test_a_requeued_job_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
     _wait_for(lambda: _epochs_done(sweep / "0") >= 2, "two epochs of job 0")
     (job,) = [j for j, *_ in _queue("%i") if j.endswith("_0")]
     subprocess.run(["scontrol", "requeue", job], check=True)
-    output = _finish(proc, tmp_path)
-    assert proc.returncode == 0, output[-3000:]
+    output = _succeed(proc, tmp_path)
     assert "2 ok, 0 failed" in output
     requeued, straight = sweep / "0", sweep / "1"
     assert _slurm(requeued)["SLURM_RESTART_COUNT"] == "1"
@@ -210,8 +216,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes(tmp_path: Path) -> Non
     )
     reference = _start(tmp_path, f"hydra.sweep.dir={tmp_path / 'ref'}", *args, log="ref")
     for proc, log in ((limited, "limited"), (reference, "ref")):
-        output = _finish(proc, tmp_path, log)
-        assert proc.returncode == 0, output[-3000:]
+        _succeed(proc, tmp_path, log)
     job = tmp_path / "limited" / "0"
     text = (job / "train.log").read_text()
     assert "SLURM signal SIGUSR2: stopping at the next step to requeue" in text
@@ -232,8 +237,7 @@ def test_ddp_ranks_from_srun_end_with_identical_weights(tmp_path: Path) -> None:
         "+callbacks.record._target_=tests.helpers.RecordRankWeights",
         "+callbacks.record.dirpath=${paths.output_dir}/ranks",
     )
-    output = _finish(proc, tmp_path)
-    assert proc.returncode == 0, output[-3000:]
+    _succeed(proc, tmp_path)
     first, second = (
         json.loads((sweep / "0" / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)
     )
@@ -252,8 +256,7 @@ def test_a_job_array_runs_no_more_jobs_at_once_than_its_parallelism(tmp_path: Pa
         "trainer.max_epochs=1",
         "seed=1,2,3,4",
     )
-    output = _finish(proc, tmp_path)
-    assert proc.returncode == 0, output[-3000:]
+    output = _succeed(proc, tmp_path)
     assert "4 ok, 0 failed" in output
     script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --array=0-3%1" in script
@@ -272,8 +275,7 @@ def test_a_cancelled_sweep_resumes_when_run_again(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert not any((sweep / n / "metrics.json").exists() for n in "01")
     again = _start(tmp_path, *args, log="again")  # the same command
-    output = _finish(again, tmp_path, "again")
-    assert again.returncode == 0, output[-3000:]
+    output = _succeed(again, tmp_path, "again")
     assert "2 ok, 0 failed" in output
     for n in "01":
         assert "resume=auto: continuing" in (sweep / n / "train.log").read_text()
