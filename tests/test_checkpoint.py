@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import compose_cfg
+from tests.helpers import learning_curve
 from trainlab.errors import ConfigError
 from trainlab.runtime.evaluation import evaluate
 from trainlab.runtime.training import fit
@@ -157,6 +158,10 @@ def test_sigterm_mid_epoch_saves_a_state_that_resumes_exactly(tmp_path: Path) ->
 
     straight, resumed = last("straight"), last("resumed")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    # the interrupted epoch's train loss covers all its batches, the ones before the stop too
+    expected = learning_curve(tmp_path / "straight" / "run")
+    expected = expected[expected["epoch"] >= 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(learning_curve(tmp_path / "resumed" / "run"), expected)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

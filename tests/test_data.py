@@ -374,6 +374,19 @@ def test_permute_shuffles_the_positions_of_every_sample_alike() -> None:
     assert torch.equal(image.tensors("test")[0], flat[:, :, pixels].reshape(-1, 1, 8, 8))
 
 
+def test_bad_permute_and_signals_settings_are_named() -> None:
+    from trainlab.data import SignalsDataModule
+
+    with pytest.raises(ConfigError, match=r"data\.permute must be true or false, got 'yes'"):
+        SignalsDataModule(permute="yes")
+    with pytest.raises(
+        ConfigError, match=r"data.template_length \(50\) must be at most data.length \(40\)"
+    ):
+        SignalsDataModule(length=40, template_length=50)
+    with pytest.raises(ConfigError, match=r"data\.bumps must be an integer >= 1, got 0"):
+        SignalsDataModule(bumps=0)
+
+
 def test_permute_refuses_tabular_data() -> None:
     dm = SklearnDataModule(dataset="iris", permute=True)
     with pytest.raises(
