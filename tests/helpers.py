@@ -209,21 +209,38 @@ def throwaway_postgres(password: str | None = None) -> Iterator[str]:
 
 
 class SignalAt(pl.Callback):
-    """Sends this process ``signal`` after batch ``batch`` of epoch ``epoch``: ``SIGTERM``, as
-    SLURM does before a time limit or a preemption, or ``SIGKILL``, where no handler runs, as
-    when a node dies."""
+    """Sends this process ``signal`` after batch ``batch`` of epoch ``epoch`` (of its training,
+    or of its validation with ``stage="validation"``): ``SIGTERM``, as SLURM does before a time
+    limit or a preemption, or ``SIGKILL``, where no handler runs, as when a node dies."""
 
-    def __init__(self, epoch: int, batch: int, signal: str = "SIGTERM") -> None:
-        self.epoch, self.batch, self.signal = epoch, batch, signal
+    def __init__(
+        self, epoch: int, batch: int, signal: str = "SIGTERM", stage: str = "train"
+    ) -> None:
+        self.epoch, self.batch, self.signal, self.stage = epoch, batch, signal, stage
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
-    ) -> None:  # type: ignore[no-untyped-def]
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+    def _send(self, trainer: pl.Trainer, stage: str, batch_idx: int) -> None:
+        if (stage, trainer.current_epoch, batch_idx) == (self.stage, self.epoch, self.batch):
             import os
             import signal
 
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:  # type: ignore[no-untyped-def]
+        self._send(trainer, "train", batch_idx)
+
+    def on_validation_batch_end(  # type: ignore[no-untyped-def]
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:
+            self._send(trainer, "validation", batch_idx)
 
 
 class KillAtWrite(pl.Callback):

@@ -136,36 +136,39 @@ def test_a_checkpoint_given_by_hand_is_checked_before_anything_is_built(tmp_path
         evaluate(compose_cfg("eval", [f"ckpt_path={cut}"], tmp_path / "eval"))
 
 
-def test_sigterm_mid_epoch_saves_a_state_that_resumes_exactly(tmp_path: Path) -> None:
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "batch", "step"),
+    [("train", 7, 20 + 8), ("train", 19, 40), ("validation", 0, 40)],
+    ids=["mid-epoch", "last-batch", "mid-validation"],
+)
+def test_sigterm_saves_a_state_that_resumes_exactly(
+    tmp_path: Path, stage: str, batch: int, step: int
+) -> None:
     """SLURM sends SIGTERM before a time limit or a preemption: the run writes last.ckpt where
-    it stands, mid-epoch, and a run resumed from it ends as an uninterrupted one."""
+    it stands, mid-epoch, and a run resumed from it ends as an uninterrupted one, with its
+    learning curve. A signal during the epoch's validation (or at its last batch, just before)
+    is held until the validation has ended: stopped mid-validation, the resumed run would skip
+    that epoch's validation."""
     common = [*COMMON, "trainer.max_epochs=3"]
     fit(compose_cfg("train", common, tmp_path / "straight"))
     signal_at = ["+callbacks.term._target_=tests.helpers.SignalAt", "+callbacks.term.epoch=1"]
+    signal_at += [f"+callbacks.term.stage={stage}", f"+callbacks.term.batch={batch}"]
     with pytest.raises(SystemExit):
-        fit(
-            compose_cfg(
-                "train", [*common, *signal_at, "+callbacks.term.batch=7"], tmp_path / "first"
-            )
-        )
-    first_last = tmp_path / "first" / "run" / "checkpoints" / "last.ckpt"
-    assert torch.load(first_last, weights_only=True)["global_step"] == 20 + 8  # mid-epoch 1
-    fit(compose_cfg("train", [*common, f"ckpt_path={first_last}"], tmp_path / "resumed"))
+        fit(compose_cfg("train", [*common, *signal_at], tmp_path / "job"))
+    last = tmp_path / "job" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == step
+    fit(compose_cfg("train", [*common, f"ckpt_path={last}"], tmp_path / "job"))
 
-    def last(sub: str) -> dict[str, torch.Tensor]:
-        path = tmp_path / sub / "run" / "checkpoints" / "last.ckpt"
-        return torch.load(path, weights_only=True)["state_dict"]
-
-    straight, resumed = last("straight"), last("resumed")
+    straight, resumed = _weights(tmp_path / "straight" / "run"), _weights(tmp_path / "job" / "run")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    # the interrupted epoch's train loss covers all its batches, the ones before the stop too
-    expected = learning_curve(tmp_path / "straight" / "run")
-    expected = expected[expected["epoch"] >= 1].reset_index(drop=True)
-    pd.testing.assert_frame_equal(learning_curve(tmp_path / "resumed" / "run"), expected)
-
-
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    # every epoch once; an interrupted epoch's train loss covers all its batches
+    pd.testing.assert_frame_equal(
+        learning_curve(tmp_path / "job" / "run"), learning_curve(tmp_path / "straight" / "run")
+    )
 
 
 @pytest.mark.slow

@@ -82,3 +82,46 @@ def restore_running_metric_state(metric: Any, saved: dict[str, Any], holder: boo
     for key, value in saved["states"].items():
         setattr(metric, key, value)
     metric._update_count = saved["count"]
+
+
+class SigtermHold:
+    """Holds a SIGTERM that comes during a validation inside ``fit`` until it has ended.
+
+    Lightning stops a validation at the next batch on SIGTERM, and a checkpoint written then
+    resumes past it: the resumed run never validates that epoch (no ``val/`` row, and early
+    stopping and the best checkpoint miss it). Held, the stop comes after the validation, at the
+    training loop's next check, where the state resumes exactly. The flag Lightning sets on the
+    signal is private (``trainer._signal_connector.received_sigterm``): the hold clears it when a
+    validation starts (a signal from the training batch before) and sets it again at the end.
+    """
+
+    def __init__(self) -> None:
+        self._before = self._during = False
+        self._handler: Any = None
+
+    def start(self, trainer: Any) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; Lightning's stay
+        connector = trainer._signal_connector  # private: see above
+        self._before, connector.received_sigterm = bool(connector.received_sigterm), False
+        self._during = False
+        self._handler = signal.signal(signal.SIGTERM, self._hold)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        log.info("SIGTERM during validation: stopping when it has ended")
+        self._during = True
+
+    def end(self, trainer: Any) -> None:
+        import signal
+
+        if self._handler is None:
+            return
+        handler, self._handler = self._handler, None
+        signal.signal(signal.SIGTERM, handler)
+        if self._during and callable(handler):
+            handler(signal.SIGTERM, None)  # Lightning's, as if the signal came now
+        if self._before or self._during:
+            trainer._signal_connector.received_sigterm = True  # private: see above

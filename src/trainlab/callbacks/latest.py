@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
+from trainlab.compat import SigtermHold
 from trainlab.errors import ConfigError
 from trainlab.trust.files import rotate, sync_file
 
@@ -57,6 +58,7 @@ class LatestCheckpoint(Checkpoint):
         self._written_step = -1
         self._staged_step: int | None = None
         self.stopped_by_signal = False
+        self._hold = SigtermHold()
 
     def _stage(self, trainer: pl.Trainer) -> None:
         """Write the state as it is to the staged file (every rank calls it; rank 0 writes)."""
@@ -104,11 +106,21 @@ class LatestCheckpoint(Checkpoint):
         self._swap_in(trainer)
 
     @override
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not self._skip(trainer):
+            self._hold.start(trainer)  # a stop mid-validation would resume past it
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._hold.end(trainer)
+
+    @override
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         """On SIGTERM (what SLURM sends before a time limit or a preemption), write the state
-        as it is, mid-epoch too, so that the job resumes where it stopped."""
+        as it is, mid-epoch too, so that the job resumes where it stopped. A signal during the
+        epoch's validation is held until it has ended (:class:`~trainlab.compat.SigtermHold`)."""
         if isinstance(exception, SIGTERMException) and not self._skip(trainer):
             self._stage(trainer)
             self._swap_in(trainer)
