@@ -68,6 +68,7 @@ def _run(
     overrides: list[str],
     metrics: dict[str, float] | None,
     stop: str = "completed trainer.max_epochs=3",
+    plateau: bool | None = None,
 ) -> Path:
     path = root / str(job)
     (path / ".hydra").mkdir(parents=True)
@@ -75,7 +76,7 @@ def _run(
     config = {"optimized_metric": "val/acc", "model": {"monitor": "val/acc", "mode": "max"}}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     if metrics is not None:
-        summary = {"metrics": metrics, "epochs": 3, "stop_reason": stop}
+        summary = {"metrics": metrics, "epochs": 3, "stop_reason": stop, "plateau": plateau}
         (path / "metrics.json").write_text(json.dumps(summary))
     return path
 
@@ -270,3 +271,31 @@ def test_the_permutation_control_is_said_in_words(tmp_path: Path) -> None:
     assert mlp.startswith("x=mlp: shuffling the positions leaves val/acc within seed noise")
     assert "Order: the permutation control" in (report_markdown := report_markdown_of(report, []))
     assert conv in report_markdown
+
+
+def test_runs_a_budget_ended_before_their_plateau_are_named(tmp_path: Path) -> None:
+    """The report says which groups' runs ran out of epochs while still improving: their
+    numbers understate the configuration."""
+    job = 0
+    for lr, plateaus in (("0.1", (True, True)), ("0.01", (False, True))):
+        for seed, plateau in enumerate(plateaus, 1):
+            metrics = {"val/acc": 0.9, "val/loss": 0.1}
+            _run(tmp_path, job, [f"lr={lr}", f"seed={seed}"], metrics, plateau=plateau)
+            job += 1
+    _run(tmp_path, job, ["lr=1", "seed=1"], {"val/acc": 0.5, "val/loss": 0.5})  # cannot say
+    report = build([tmp_path])
+    assert report.budget == [
+        "lr=0.01: 1 of 2 runs ended at their budget (trainer.max_epochs or max_steps) before "
+        "the monitored metric reached a plateau; more epochs would likely improve them"
+    ]
+    assert "## Budget" in report_markdown_of(report, [])
+    assert report_main([str(tmp_path)]) == 0
+    with (tmp_path / "report.csv").open() as handle:
+        rows = {(r["lr"], r["seed"]): r["plateau"] for r in csv.DictReader(handle)}
+    assert rows == {
+        ("0.1", "1"): "yes",
+        ("0.1", "2"): "yes",
+        ("0.01", "1"): "no",
+        ("0.01", "2"): "yes",
+        ("1", "1"): "",
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -299,8 +300,8 @@ def test_epoch_progress_prints_each_epochs_own_metrics(
         assert f"val/acc {curves.loc[epoch, 'val/acc']:.4g}" in line
 
 
-def test_stop_reason_names_early_stopping_after_testing_the_best_checkpoint(
-    make_cfg: MakeCfg,
+def test_stop_reason_and_plateau_say_whether_training_ended_on_its_plateau(
+    make_cfg: MakeCfg, caplog: pytest.LogCaptureFixture
 ) -> None:
     # mode=max on val/loss: no epoch after the first improves, so patience 2 stops at epoch 2
     cfg = make_cfg(
@@ -310,10 +311,23 @@ def test_stop_reason_names_early_stopping_after_testing_the_best_checkpoint(
     summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert summary["stop_reason"].startswith("early stopping at epoch 2: ")
     assert "val/loss" in summary["stop_reason"] and summary["epochs"] == 3
+    assert summary["plateau"] is True
+    assert "before val/loss reached a plateau" not in caplog.text
+    # a budget that ends training while val/loss still improves: said, and recorded
     steps = make_cfg(*QUICK, "trainer.max_steps=30")
     fit(steps)
     summary = json.loads((Path(steps.paths.output_dir) / "metrics.json").read_text())
     assert summary["stop_reason"] == "reached trainer.max_steps=30"
+    assert summary["plateau"] is False
+    said = "training reached trainer.max_steps=30 before val/loss reached a plateau: it had "
+    assert re.search(
+        rf"{said}not improved for [01] epoch\(s\), and early stopping waits 10", caplog.text
+    )
+    unknown = make_cfg(*QUICK, "callbacks.early_stopping=null")
+    fit(unknown)
+    summary = json.loads((Path(unknown.paths.output_dir) / "metrics.json").read_text())
+    assert summary["stop_reason"] == "completed trainer.max_epochs=2"
+    assert summary["plateau"] is None
 
 
 def test_a_regression_csv_with_an_id_column_trains_with_the_defaults(

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(groups))
     for ablation in report.ablations:
         print(ablation.verdict)
-    for line in report.order:
+    for line in [*report.order, *report.budget]:
         print(line)
     unusable = [r for r in report.runs if r.status in ("failed", "unreadable", "diverged")]
     for run in unusable:

@@ -89,6 +89,7 @@ class Report:
     ablations: list[Ablation]
     optuna: bool
     order: list[str] = field(default_factory=list)  # the permutation control, in words
+    budget: list[str] = field(default_factory=list)  # groups whose runs ended before a plateau
     root: Path | None = None  # where the report is written; job paths are shown relative to it
 
     @property
@@ -135,7 +136,23 @@ def build(targets: Iterable[str | Path]) -> Report:
         ablations=_ablations(runs, metric, mode, swept),
         optuna=any(_optuna_run(r) for r in runs),
         order=_permutation_control(runs, metric, mode, swept),
+        budget=_budget(ordered),
     )
+
+
+def _budget(groups: Sequence[Group]) -> list[str]:
+    """A line for each group with runs that a budget ended before their plateau: its numbers
+    understate what the configuration reaches."""
+    lines = []
+    for group in groups:
+        short = [r for r in group.finished() if r.plateau is False]
+        if short:
+            lines.append(
+                f"{group.label}: {len(short)} of {len(group.finished())} runs ended at their "
+                "budget (trainer.max_epochs or max_steps) before the monitored metric reached a "
+                "plateau; more epochs would likely improve them"
+            )
+    return lines
 
 
 def _headline(runs: Sequence[Run], metric: str) -> list[str]:
@@ -301,6 +318,7 @@ def job_rows(report: Report) -> list[dict[str, Any]]:
             "status": run.status,
             "error": run.error,
             "epochs": run.epochs if run.epochs is not None else "",
+            "plateau": {True: "yes", False: "no", None: ""}[run.plateau],
         }
         row.update({m: run.metrics.get(m, math.nan) for m in report.headline})
         rows.append(row)
@@ -387,6 +405,8 @@ def markdown(report: Report, images: Sequence[Path]) -> str:
             "the same setting in order, paired by seed.\n"
         ]
         parts += [f"- {line}\n" for line in report.order]
+    if report.budget:
+        parts += ["\n## Budget\n\n", *[f"- {line}\n" for line in report.budget]]
     parts += ["\n## Jobs\n\n", markdown_table(job_rows(report))]
     if images:
         parts += ["\n## Plots\n\n", *[f"![{p.stem}]({p.name})\n" for p in images]]

@@ -35,6 +35,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     epochs: int | None = None
+    plateau: bool | None = None  # ended on its plateau (early stopping), not at its budget
     number: int | None = None  # the job's number in its sweep
 
     @property
@@ -128,6 +129,8 @@ def read_run(path: Path) -> Run:
             summary = json.loads(metrics.read_text())
             run.metrics = {str(k): float(v) for k, v in summary["metrics"].items()}
             run.epochs = summary.get("epochs")
+            plateau = summary.get("plateau")
+            run.plateau = plateau if isinstance(plateau, bool) else None
             reason = str(summary.get("stop_reason") or "")
             run.status = "diverged" if reason.startswith("diverged") else "ok"
             if run.status == "diverged":

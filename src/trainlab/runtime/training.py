@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -254,6 +255,7 @@ def _train_and_test(
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
     reason = stop_reason(trainer)
+    plateau = reached_plateau(trainer, reason)
     epochs, steps = trainer.current_epoch, trainer.global_step
     diagnostics = collect_diagnostics(trainer, dm, suggested_lr)
 
@@ -290,6 +292,7 @@ def _train_and_test(
             "global_step": steps,
             "seed": cfg.seed,
             "stop_reason": reason,
+            "plateau": plateau,
         }
         write_atomic(out_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
         write_atomic(
@@ -325,6 +328,30 @@ def stop_reason(trainer: pl.Trainer) -> str:
     if 0 <= trainer.max_steps <= trainer.global_step:
         return f"reached trainer.max_steps={trainer.max_steps}"
     return f"completed trainer.max_epochs={trainer.max_epochs}"
+
+
+def reached_plateau(trainer: pl.Trainer, reason: str) -> bool | None:
+    """Whether training ended on the monitored metric's plateau: True when early stopping ran
+    out of patience, False when a budget (``trainer.max_epochs`` or ``max_steps``) ended it
+    first, which the log says with how recently the metric improved; None where it cannot say
+    (no early stopping, a divergence, an interruption)."""
+    callbacks = getattr(trainer, "callbacks", [])
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    if stopper is None:
+        return None
+    if stopper.stopping_reason is EarlyStoppingReason.PATIENCE_EXHAUSTED:
+        return True
+    if not reason.startswith(("completed trainer.", "reached trainer.")):
+        return None
+    log.warning(
+        "training %s before %s reached a plateau: it had not improved for %d epoch(s), and "
+        "early stopping waits %d; a larger budget would likely improve it",
+        reason,
+        stopper.monitor,
+        stopper.wait_count,
+        stopper.patience,
+    )
+    return False
 
 
 def collect_diagnostics(trainer: pl.Trainer, dm: Any, suggested_lr: float | None) -> dict[str, Any]:
