@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,3 +314,40 @@ def learning_curve(run: Path) -> pd.DataFrame:
     train = rows.dropna(subset=["train/loss"])[["epoch", "step", "train/loss"]]
     val = rows.dropna(subset=["val/loss"])[["epoch", "step", "val/loss"]]
     return pd.concat([train, val]).sort_values(["epoch", "step"]).reset_index(drop=True)
+
+
+def small_data(name: str) -> list[str]:
+    """Overrides that make data option ``name`` small, for quick tests: ``data.samples=300``
+    where the option generates its samples."""
+    from tests.conftest import compose_cfg
+
+    with tempfile.TemporaryDirectory() as root:
+        cfg = compose_cfg("train", [f"data={name}"], Path(root))
+    samples = cfg.data.get("samples")
+    return ["data.samples=300"] if isinstance(samples, int) and samples > 300 else []
+
+
+@functools.cache
+def bundled_data() -> dict[str, str]:
+    """The data options that set up with nothing given (no file, no download), each with its
+    modality: what the every-net tests train on. Read from ``conf/data``, so a DataModule a
+    fork adds is tested with no test edited."""
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
+    from trainlab.errors import ConfigError
+    from trainlab.runtime.build import build_data
+    from trainlab.runtime.configs import CONFIG_DIR
+
+    found: dict[str, str] = {}
+    names = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml") if p.stem[0] != "_")
+    for name in names:
+        with tempfile.TemporaryDirectory() as root:
+            cfg = compose_cfg("train", [f"data={name}", *small_data(name)], Path(root))
+            if OmegaConf.missing_keys(cfg.data):
+                continue  # the user's files: data.path=...
+            try:
+                found[name] = build_data(cfg).modality
+            except ConfigError:
+                continue  # files to download (mnist) that are not here
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from lightning.pytorch import Trainer
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from tests.helpers import bundled_data, small_data
 from trainlab.models import ClassificationModel, RegressionModel
 from trainlab.runtime.build import (
     build_data,
@@ -33,42 +35,40 @@ def options(group: str) -> list[str]:
 GPU_ONLY = {"gpu", "ddp", "ddp_spawn", "fsdp"}
 
 
-def test_every_group_has_options() -> None:
-    assert options("data") == [
-        "adding",
-        "breast_cancer",
-        "csv",
-        "cycles",
-        "diabetes",
-        "digits",
-        "fashion_mnist",
-        "image_folder",
-        "iris",
-        "karate",
-        "mnist",
-        "recall",
-        "reviews",
-        "sbm",
-        "seq_digits",
-        "signals",
-        "text_csv",
-        "tones",
-        "wine",
-    ]
-    nets = ["cnn", "gat", "gcn", "gin", "linear", "mlp", "rnn", "tcn", "transformer", "vit"]
-    assert options("net") == nets
-    assert options("trainer") == [
-        "cpu",
-        "ddp",
-        "ddp_cpu",
-        "ddp_spawn",
-        "default",
-        "fsdp",
-        "gpu",
-        "mps",
-    ]
-    assert options("logger") == ["csv", "many", "mlflow", "tensorboard", "wandb"]
-    assert options("model") == ["auto", "classification", "regression"]
+README = (CONFIG_DIR.parent / "README.md").read_text()
+SELECTABLE = ["data", "net", "model", "callbacks", "logger", "trainer", "debug", "experiment"]
+SELECTABLE += ["hparams_search", "ablation"]
+
+
+def _readme_options(group: str) -> list[str]:
+    """The options the README's "Config groups" table lists for ``group``."""
+    row = re.search(rf"^\| `{group}` \| (.*?) \|", README, re.MULTILINE)
+    assert row, f"the README's config-groups table has no row for {group}"
+    return sorted(re.findall(r"`([^`]+)`", row.group(1)))
+
+
+@pytest.mark.parametrize("group", SELECTABLE)
+def test_the_readme_lists_every_option_of_every_group(group: str) -> None:
+    """The table follows conf/: a new net or DataModule is a config file and a README cell."""
+    assert options(group), f"conf/{group} has no options"
+    assert _readme_options(group) == options(group)
+
+
+@pytest.mark.parametrize("group", ["data", "net", "model", "callbacks", "logger", "trainer"])
+def test_a_value_a_config_file_leaves_to_the_user_stays_required(
+    group: str, make_cfg: MakeCfg
+) -> None:
+    """``???`` in an option's file must survive composition: merged onto a value inherited
+    from another option (its defaults list), it would keep that value, and the run would use
+    it silently instead of failing for the missing setting."""
+    for name in options(group):
+        raw = OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml")
+        assert isinstance(raw, DictConfig)
+        required = {f"{group}.{k}" for k in raw if k != "defaults" and OmegaConf.is_missing(raw, k)}
+        if required:
+            cfg = make_cfg(f"{group}={name}")
+            missing = OmegaConf.missing_keys(cfg[group])  # full keys: data.path
+            assert required <= missing, f"{group}={name}: {sorted(required - missing)} not required"
 
 
 @pytest.mark.parametrize("name", options("data"))
@@ -99,23 +99,18 @@ def test_data_configs(
     assert tuple(x.shape[1:]) == tuple(dm.input_shape) and len(x) == len(y) == dm.batch_size
 
 
-NET_DATA = {
-    "linear": "iris",
-    "mlp": "wine",
-    "cnn": "digits",
-    "rnn": "seq_digits",
-    "tcn": "signals",
-    "transformer": "seq_digits",
-    "vit": "digits",
-    "gcn": "karate",
-    "gat": "sbm",
-    "gin": "cycles",
-}
+def _data_for(net: str) -> str:
+    """A bundled data option that ``net`` reads."""
+    from trainlab.runtime.build import nets_by_modality
+
+    fits = nets_by_modality()
+    return next(d for d, modality in bundled_data().items() if net in fits.get(modality, []))
 
 
 @pytest.mark.parametrize("name", options("net"))
 def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
-    cfg = make_cfg(f"net={name}", f"data={NET_DATA[name]}")
+    data = _data_for(name)
+    cfg = make_cfg(f"net={name}", f"data={data}", *small_data(data))
     dm = build_data(cfg)
     net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs, example_input(dm))
     x, y = next(iter(dm.val_dataloader()))

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from tests.conftest import ROOT, compose_cfg
+from tests.helpers import bundled_data, small_data
 from tests.test_configs import options
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import check_output_shape
@@ -359,22 +360,11 @@ def test_a_null_seed_is_drawn_and_recorded(make_cfg: MakeCfg) -> None:
     assert f"seed: {saved}" in (Path(cfg.paths.output_dir) / "config.yaml").read_text()
 
 
-BUNDLED = ["digits", "seq_digits", "iris", "wine", "breast_cancer", "diabetes", "adding", "recall"]
-BUNDLED += ["karate", "sbm", "cycles", "reviews", "tones", "signals"]
-SMALLER = {"adding": ["data.samples=300"], "recall": ["data.samples=300"]}
-SMALLER |= {"sbm": ["data.block_size=20"], "cycles": ["data.samples=100"]}
-SMALLER |= {"reviews": ["data.samples=300"], "tones": ["data.samples=200"]}
-SMALLER |= {"signals": ["data.samples=300"]}
-
-
 def _pairs() -> list[tuple[str, str]]:
     from trainlab.runtime.build import nets_by_modality
 
-    layouts = {"digits": "image", "seq_digits": "sequence", "adding": "sequence"}
-    layouts |= {"recall": "sequence", "karate": "graph", "sbm": "graph", "cycles": "graph"}
-    layouts |= {"reviews": "text", "tones": "sequence", "signals": "sequence"}
     fits = nets_by_modality()
-    return [(n, d) for d in BUNDLED for n in fits[layouts.get(d, "tabular")]]
+    return [(n, d) for d, modality in bundled_data().items() for n in fits.get(modality, [])]
 
 
 @pytest.mark.parametrize(("net", "data"), _pairs(), ids=[f"{n}-{d}" for n, d in _pairs()])
@@ -383,7 +373,7 @@ def test_every_net_trains_on_every_bundled_dataset_it_reads(
 ) -> None:
     bare = ["callbacks=none", "baselines=false", "+trainer.enable_progress_bar=false"]
     cfg = make_cfg(
-        f"net={net}", f"data={data}", *SMALLER.get(data, []), "+trainer.fast_dev_run=4", *bare
+        f"net={net}", f"data={data}", *small_data(data), "+trainer.fast_dev_run=4", *bare
     )
     metrics = fit(cfg)
     assert {"val/loss", "test/loss"} <= set(metrics)
