@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned resolve could pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@
 
-install: $(STAMP)  ## create .venv and install trainlab with the pinned versions
+install: $(STAMP)  ## create .venv and install trainlab, every extra but MLflow, pinned versions
 
 install-mlflow: $(STAMP)  ## add the optional MLflow logger (~400 MB)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,mlflow]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev,mlflow]'
 
 train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ..." adds overrides
 	$(BIN)/python -m trainlab.train $(ARGS)

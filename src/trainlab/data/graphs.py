@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from trainlab.data.splits import check_fractions, check_int, stratified_indices
 from trainlab.errors import ConfigError
+from trainlab.extras import require
 
 
 def _undirected(edges: list[tuple[int, int]]) -> torch.Tensor:
@@ -55,6 +56,7 @@ class NodeDataModule(pl.LightningDataModule):
         self, val_fraction: float = 0.2, test_fraction: float = 0.3, split_seed: int = 0
     ) -> None:
         super().__init__()
+        require("graph", f"{type(self).__name__} (graph data)")
         check_fractions(val_fraction, test_fraction)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed = check_int("split_seed", split_seed, 0)
@@ -213,6 +215,7 @@ class CyclesDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        require("graph", f"{type(self).__name__} (graph data)")
         check_fractions(val_fraction, test_fraction)
         self.samples = check_int("samples", samples, 20)
         self.min_nodes = check_int("min_nodes", min_nodes, 3)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from trainlab.extras import require
 from trainlab.nets.layers import ActivationSpec, check_dropout, make_activation
 
 CONVS = ("gcn", "gat", "sage", "gin")
@@ -57,6 +58,7 @@ class GNN(nn.Module):
         residual: bool = False,
     ) -> None:
         super().__init__()
+        require("graph", f"net={conv}")
         if len(input_shape) != 1:
             raise ValueError(f"GNN reads (node_features,) per node, got {tuple(input_shape)}")
         if conv not in CONVS:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.extras import require
 from trainlab.models.outputs import split_loader
 from trainlab.runtime.restore import restore
 from trainlab.trust.files import write_new
@@ -78,6 +79,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """
     if cfg.format not in FORMATS:
         raise ConfigError(f"format {cfg.format!r} is unknown; use one of {sorted(FORMATS)}")
+    if cfg.format == "onnx":
+        require("export", "format=onnx")
     run = restore(
         cfg.run_dir,
         cfg.ckpt_path,

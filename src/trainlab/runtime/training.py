@@ -21,6 +21,7 @@ from trainlab.callbacks.random_state import RandomState
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.experiments.baselines import Baselines, fit_baselines, judge
+from trainlab.extras import require_for_loggers
 from trainlab.loggers.wandb import mark_runs
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import CONFIG_DIR, save_config
@@ -197,6 +198,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
+    require_for_loggers(cfg.get("logger"))
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
 

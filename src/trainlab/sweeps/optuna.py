@@ -35,6 +35,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import (
 )
 from omegaconf import OmegaConf
 
+from trainlab.extras import require
 from trainlab.trust.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class Settings:
         """The study's storage: a database with heartbeats, or None (in memory)."""
         if not url:
             return None
+        if str(url).startswith("postgresql"):
+            require("postgres", "a PostgreSQL storage")
         import optuna
 
         with warnings.catch_warnings():  # Optuna 2.x calls heartbeats experimental
@@ -270,6 +273,7 @@ def study_lock(storage: Any, study_name: str, timeout: float = 600.0) -> Iterato
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif url.startswith("postgresql"):
+        require("postgres", "a PostgreSQL storage")
         import sqlalchemy
 
         key = zlib.crc32(study_name.encode())  # one advisory lock per study
