@@ -133,6 +133,18 @@ class TinyClassifier(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
 
 
+class MonitoringClassifier(TinyClassifier):
+    """Takes the monitored metric's name (to log it under that name) but not the mode."""
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, ...], monitor: str) -> None:
+        super().__init__(num_classes, input_shape)
+        self.monitor = monitor
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log(self.monitor, F.cross_entropy(self(x), y))
+
+
 class SilentClassifier(TinyClassifier):
     """Logs nothing during validation, so the monitored metric never exists."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tests.conftest import compose_cfg
@@ -115,6 +116,17 @@ def test_your_own_lightningmodule_trains_evaluates_and_predicts(
     table = pd.read_csv(out)
     assert (table["pred"] == table["target"]).mean() == pytest.approx(metrics["test/acc"], abs=1e-6)
     assert table.filter(like="prob_").sum(axis=1).round(5).eq(1).all()
+
+
+def test_your_own_lightningmodule_may_name_monitor_without_mode(make_cfg: MakeCfg) -> None:
+    """Each of monitor and mode is passed only where the constructor names it."""
+    cfg = own_model(make_cfg("trainer.max_epochs=2", *QUICK), "tests.forks.MonitoringClassifier")
+    with open_dict(cfg):
+        cfg.model.monitor = "val/cross_entropy"
+    fit(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    callbacks = str(last["callbacks"])  # the checkpoint and early stopping watched it
+    assert "val/cross_entropy" in callbacks and "'mode': 'min'" in callbacks
 
 
 def test_your_own_lightningmodule_must_log_the_monitored_metric(make_cfg: MakeCfg) -> None:

@@ -303,11 +303,11 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
                 f"use model={dm.task} or model=auto"
             )
     named, takes_any = _parameters(target)
-    if not named & {"monitor", "mode"} and not takes_any:
-        # read by trainlab only, for checkpoints and early stopping
+    if (unnamed := {"monitor", "mode"} - named) and not takes_any:
+        # read by trainlab, for checkpoints and early stopping; passed only where named
         kept = OmegaConf.to_container(node, resolve=True)
         assert isinstance(kept, dict)
-        node = OmegaConf.create({k: v for k, v in kept.items() if k not in ("monitor", "mode")})
+        node = OmegaConf.create({k: v for k, v in kept.items() if k not in unnamed})
     extra = {k: v for k, v in data_arguments(dm).items() if k in named}
     if "net" in named:
         extra["net"] = build_net(
