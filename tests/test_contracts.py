@@ -5,6 +5,7 @@ images on disk. Each test checks that the model learns, not only that it runs.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,9 +14,10 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tests.conftest import compose_cfg
+from tests.conftest import ROOT, compose_cfg
 from tests.forks import NoisyImages
 from trainlab.errors import ConfigError
+from trainlab.runtime.build import build_data
 from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
 
@@ -174,3 +176,46 @@ def test_bad_image_folder_settings(
     cfg = make_cfg("data=image_folder", f"data.root={digits_pngs}", *overrides, *QUICK)
     with pytest.raises(ConfigError, match=message):
         fit(cfg)
+
+
+def test_the_readme_states_each_contract_as_the_code_has_it() -> None:
+    """The README's tables are ``trainlab.contracts``' tables, word for word."""
+    from trainlab.contracts import CONTRACTS, markdown
+
+    readme = (ROOT / "README.md").read_text()
+    for name, members in CONTRACTS.items():
+        assert markdown(members) in readme, f"the README's {name} table differs from the code's"
+
+
+def test_trainlab_reads_nothing_of_a_datamodule_or_callback_its_contract_does_not_list() -> None:
+    """Every ``getattr`` trainlab does on a DataModule or a callback names a member of its
+    contract: a new read must be written into the contract (and so into the README)."""
+    from trainlab.contracts import CALLBACK, DATAMODULE
+
+    reads: dict[str, set[str]] = {"dm": set(), "callback": set()}
+    pattern = re.compile(r'getattr\((\w+(?:\.\w+)*), "(\w+)"')
+    for path in (ROOT / "src" / "trainlab").rglob("*.py"):
+        for holder, name in pattern.findall(path.read_text()):
+            if holder.split(".")[-1] in ("dm", "datamodule"):
+                reads["dm"].add(name)
+            elif holder == "callback":
+                reads["callback"].add(name)
+    assert reads["dm"] and reads["callback"]  # the scan finds the reads
+    assert reads["dm"] <= {m.attribute for m in DATAMODULE}
+    checkpoints = {"last_model_path", "best_model_path"}  # Lightning's Checkpoint API
+    assert reads["callback"] - checkpoints <= {m.attribute for m in CALLBACK}
+
+
+def test_the_bundled_and_the_forkers_parts_meet_their_contracts(make_cfg: MakeCfg) -> None:
+    from tests.forks import DigitsLoaders, NoModality
+    from trainlab.callbacks import Calibration
+    from trainlab.contracts import DataModuleContract, ReportingCallback
+
+    ok = DigitsLoaders()
+    ok.setup("fit")
+    assert isinstance(ok, DataModuleContract)
+    lacking = NoModality()
+    lacking.setup("fit")
+    assert not isinstance(lacking, DataModuleContract)
+    assert isinstance(build_data(make_cfg("data=signals", "data.samples=300")), DataModuleContract)
+    assert isinstance(Calibration(dirpath="."), ReportingCallback)

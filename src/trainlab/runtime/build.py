@@ -17,6 +17,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainlab.contracts import DATAMODULE, required
 from trainlab.data.base import TASKS
 from trainlab.errors import ConfigError
 from trainlab.runtime.configs import CONFIG_DIR
@@ -196,13 +197,6 @@ def check_output_shape(
         )
 
 
-# What trainlab reads from any DataModule once it is set up (the README's "Your own DataModule").
-DATA_ATTRIBUTES = {
-    "task": "'classification' or 'regression'",
-    "input_shape": "the shape of one sample, e.g. (1, 28, 28)",
-    "modality": "what the nets read: 'tabular', 'image', 'sequence', 'text' or 'graph'",
-    "num_outputs": "the number of classes, or 1 for regression",
-}
 # What the data can tell a model's constructor; each is passed where the constructor takes it.
 DATA_ARGUMENTS = ("task", "num_classes", "class_names", "target_mean", "target_std", "input_shape")
 
@@ -214,9 +208,10 @@ def check_datamodule(dm: Any) -> None:
         ConfigError: an attribute is missing or holds a value trainlab cannot use.
     """
     name = type(dm).__name__
-    missing = [a for a in DATA_ATTRIBUTES if getattr(dm, a, None) is None]
+    wanted_of = required(DATAMODULE)  # trainlab.contracts: what a DataModule has after setup
+    missing = [a for a in wanted_of if getattr(dm, a, None) is None]
     if missing:
-        wanted = "; ".join(f"{a}: {DATA_ATTRIBUTES[a]}" for a in missing)
+        wanted = "; ".join(f"{a}: {wanted_of[a]}".replace("`", "") for a in missing)
         raise ConfigError(
             f"data: {name} lacks {missing} after setup(); a DataModule used with trainlab "
             f"exposes them (see the README, 'Your own DataModule'): {wanted}"

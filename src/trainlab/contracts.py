@@ -1,0 +1,176 @@
+"""The extension points a fork fills, written once: what trainlab reads of each.
+
+A DataModule of one's own, a LightningModule of one's own, a net, and a callback that reports
+into ``metrics.json`` or ``diagnostics.json``. Each is a table of :class:`Member` (required or
+optional, and what trainlab does with it) and, for the required part, a ``Protocol``. The code
+reads nothing else of these objects (``tests/test_contracts.py`` scans ``src/`` for it), and the
+README's tables are these tables (``python -m trainlab.contracts`` prints them; a test checks
+the README holds them). Everything else in trainlab is its own business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Member:
+    """One thing trainlab reads of an extension: an attribute, or a method with its arguments
+    (``example_input()``)."""
+
+    name: str
+    required: bool
+    meaning: str
+
+    @property
+    def attribute(self) -> str:
+        return self.name.split("(")[0]
+
+
+DATAMODULE: tuple[Member, ...] = (
+    Member("task", True, '`"classification"` or `"regression"`'),
+    Member(
+        "input_shape", True, "the shape of one sample, e.g. `(1, 28, 28)`: the net is built for it"
+    ),
+    Member(
+        "modality",
+        True,
+        '`"tabular"`, `"image"`, `"sequence"`, `"text"` or `"graph"`: which nets may read it',
+    ),
+    Member("num_outputs", True, "the number of classes, or 1 for regression"),
+    Member("class_names", False, "names in class-index order (classification)"),
+    Member(
+        "target_stats", False, "`(mean, std)` when the DataModule standardised a regression target"
+    ),
+    Member("vocab_size", False, "token ids: given to a net whose constructor takes it"),
+    Member(
+        "example_input()",
+        False,
+        "two samples as the net reads them (token ids, a graph batch); the net is checked on "
+        "them before training (zeros of `input_shape` otherwise)",
+    ),
+    Member("save_artifacts(run_dir)", False, "files the run keeps (a vocabulary)"),
+    Member(
+        "tensors(split)",
+        False,
+        "a split's `(x, y)` tensors: the baselines fit on them and `data.json` fingerprints them",
+    ),
+    Member("transform(x)", False, "raw feature rows as the net reads them: `predict input_csv=`"),
+    Member("encode_frame(frame)", False, "text rows as token ids: `predict input_csv=`"),
+    Member(
+        "target", False, "the target column's name: `predict input_csv=` scores rows that have it"
+    ),
+    Member("normalization", False, "`(mean, std)` of the inputs, folded into an exported model"),
+    Member("permute", False, "true when the positions are shuffled: export refuses"),
+    Member("leakage_counts", False, "inputs shared between splits, for `diagnostics.json`"),
+    Member("eval_batch_size", False, "the batch size of `eval` and `predict` (256 otherwise)"),
+    Member(
+        "datasets",
+        False,
+        "the splits' datasets; with `files` and `labels`, `data.json` fingerprints them",
+    ),
+    Member("root", False, "the folder those files are relative to"),
+)
+
+MODEL: tuple[Member, ...] = (
+    Member(
+        "__init__(...)",
+        True,
+        "gets `net` (built from `net=` for the data) where it names a `net` parameter, each of "
+        "`num_classes`, `class_names`, `target_mean`, `target_std`, `input_shape` and `task` "
+        "that it names, and `monitor` and `mode` each where it names it (or takes `**kwargs`)",
+    ),
+    Member(
+        "forward(x)",
+        True,
+        "`(B, num_outputs)`, checked on two samples before training: logits (classification; "
+        "calibration and `predict` apply softmax) or the prediction (regression)",
+    ),
+    Member(
+        "validation_step",
+        True,
+        "logs `model.monitor`; the run stops after the sanity check, naming what was logged, "
+        "if it does not",
+    ),
+    Member("test_step", True, "the test after training, and `eval split=test`"),
+    Member("predict_outputs(out)", False, '`{"pred": ...}` (and more columns) for `predict`'),
+    Member("net", False, "the `nn.Module` that `export` writes (with calibration folded in)"),
+)
+
+NET: tuple[Member, ...] = (
+    Member(
+        "modalities",
+        False,
+        'a class attribute, e.g. `frozenset({"image"})`: the data it reads; other data '
+        "fails before training, naming the nets that fit (without it, any data is tried)",
+    ),
+    Member(
+        "__init__(input_shape, num_outputs, ...)",
+        True,
+        "the data supplies both (`_partial_: true` in its config); `vocab_size` where it names it",
+    ),
+    Member("forward(x)", True, "`(B, num_outputs)`, checked on two samples before training"),
+)
+
+CALLBACK: tuple[Member, ...] = (
+    Member(
+        "report_metrics()",
+        False,
+        "`{name: float}` after the test, merged into `metrics.json` (the run's metrics)",
+    ),
+    Member("diagnostics()", False, "`{key: value}` merged into `diagnostics.json`"),
+    Member(
+        "stop_reason",
+        False,
+        "a string when the callback stopped training; `metrics.json` records it",
+    ),
+)
+
+CONTRACTS: dict[str, tuple[Member, ...]] = {
+    "DataModule": DATAMODULE,
+    "LightningModule": MODEL,
+    "net": NET,
+    "callback": CALLBACK,
+}
+
+
+@runtime_checkable
+class DataModuleContract(Protocol):
+    """What every DataModule has after ``setup("fit")`` (the optional members are in
+    :data:`DATAMODULE`)."""
+
+    task: str
+    input_shape: Sequence[int]
+    modality: str
+    num_outputs: int
+
+
+@runtime_checkable
+class ReportingCallback(Protocol):
+    """A callback whose numbers go into ``metrics.json``."""
+
+    def report_metrics(self) -> dict[str, float]: ...
+
+
+def required(members: tuple[Member, ...]) -> dict[str, str]:
+    """The required attributes of a contract, with their meaning."""
+    return {m.attribute: m.meaning for m in members if m.required}
+
+
+def markdown(members: tuple[Member, ...]) -> str:
+    """The contract as the README's table."""
+    lines = ["| member | required | what trainlab does with it |", "|---|---|---|"]
+    for m in members:
+        lines.append(f"| `{m.name}` | {'yes' if m.required else 'no'} | {m.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for name, members in CONTRACTS.items():
+        print(f"{name}:\n\n{markdown(members)}")
+
+
+if __name__ == "__main__":
+    main()
