@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -73,6 +75,10 @@ def test_baselines_can_be_capped_and_switched_off(make_cfg: MakeCfg) -> None:
     fit(cfg)
     notes = _summary(cfg)["baselines"]["notes"]
     assert any(re.search(r"fit on 100 of 1\d{3} training samples", n) for n in notes), notes
+    for split, size in (("val", 180), ("test", 360)):  # digits: 10% and 20% of 1,797
+        assert f"scored on the first 100 of {size} {split} samples (baseline_samples=100)" in str(
+            notes
+        )
 
     off = make_cfg("baselines=false", *QUICK)
     metrics = fit(off)
@@ -114,3 +120,41 @@ def test_the_trivial_baseline_predicts_the_training_frequencies_of_imbalanced_cl
     assert saved["baseline/majority/test/loss"] == pytest.approx(expected, rel=1e-4)
     assert abs(expected - np.log(3)) > 0.1
     assert saved["baseline/majority/test/acc"] == pytest.approx((y_test == freq.argmax()).mean())
+
+
+class LargeData(pl.LightningDataModule):
+    """A DataModule of one's own whose splits stream 10,000 batches each and count what they
+    serve: the baselines must stop at their cap."""
+
+    task, modality, num_outputs, input_shape = "classification", "tabular", 10, (64,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served = {"train": 0, "val": 0, "test": 0}
+
+    def _stream(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(10_000):
+            self.served[split] += 1
+            yield torch.randn(32, 64, generator=generator), torch.randint(0, 10, (32,))
+
+    def train_dataloader(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._stream("train")
+
+    def val_dataloader(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._stream("val")
+
+    def test_dataloader(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._stream("test")
+
+
+def test_baselines_read_at_most_their_cap_of_every_split(make_cfg: MakeCfg) -> None:
+    from trainlab.experiments.baselines import fit_baselines
+    from trainlab.runtime.build import build_model
+
+    cfg = make_cfg(*QUICK)
+    model = build_model(cfg, build_data(cfg))
+    data = LargeData()
+    found = fit_baselines(model, data, max_samples=200)
+    assert data.served == {"train": 7, "val": 7, "test": 7}  # 7 batches of 32 hold 200
+    assert {"baseline/logistic/val/loss", "baseline/majority/test/acc"} <= set(found.metrics)

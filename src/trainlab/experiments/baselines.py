@@ -86,7 +86,9 @@ def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -
         model: a trainlab :class:`~trainlab.models.base.Model` (its loss and metrics score
             the baselines); any other LightningModule gets no baselines, with a note.
         dm: the run's DataModule, read through :func:`~trainlab.models.outputs.split_loader`.
-        max_samples: at most this many training samples fit the linear baseline.
+        max_samples: at most this many samples of each split are read (as float32): the
+            training ones fit the baselines, the validation and test ones score them; memory
+            stays bounded whatever the data's size.
         seed: seeds the linear fit.
     """
     found = Baselines()
@@ -99,7 +101,7 @@ def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -
         return found
     try:
         x_train, y_train = collect(split_loader(dm, "train"), max_samples)
-        scored = {split: collect(split_loader(dm, split)) for split in SCORED}
+        scored = {split: collect(split_loader(dm, split), max_samples) for split in SCORED}
     except TypeError as err:
         found.notes.append(f"no baselines: {err}")
         return found
@@ -110,12 +112,18 @@ def fit_baselines(model: Any, dm: Any, max_samples: int = 5000, seed: int = 0) -
             s: (bag_of_words(x, vocab) if x is not None else x, y) for s, (x, y) in scored.items()
         }
         found.notes.append("the linear baseline reads bag-of-words counts of the token ids")
-    total = _train_size(dm)
+    total = _size(dm, "train")
     if total is not None and total > len(y_train):
         found.notes.append(
             f"the linear baseline was fit on {len(y_train)} of {total} training samples "
             f"(baseline_samples={max_samples})"
         )
+    for split, (_, y) in scored.items():
+        if (total := _size(dm, split)) is not None and total > len(y):
+            found.notes.append(
+                f"the baselines were scored on the first {len(y)} of {total} {split} samples "
+                f"(baseline_samples={max_samples}); the network on all of them"
+            )
     trivial, linear = NAMES[task]
     predictors = {trivial: _trivial(task, y_train, model)}
     if x_train is not None and x_train.is_floating_point():
@@ -138,10 +146,10 @@ def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return counts
 
 
-def _train_size(dm: Any) -> int | None:
+def _size(dm: Any, split: str) -> int | None:
     tensors = getattr(dm, "tensors", None)
     if callable(tensors):
-        return len(tensors("train")[0])
+        return len(tensors(split)[0])
     return None
 
 
@@ -165,7 +173,7 @@ def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    features = x.flatten(1).double().numpy()
+    features = x.flatten(1).float().numpy()  # float32: half the memory of float64
     if task == "classification":
         estimator = LogisticRegression(max_iter=300, random_state=seed)
         target = y.long().numpy()
@@ -183,12 +191,12 @@ def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int
 
         def predict(x_new: torch.Tensor) -> torch.Tensor:
             probs = np.full((len(x_new), k), 1e-12)
-            probs[:, seen] = pipeline.predict_proba(x_new.flatten(1).double().numpy())
+            probs[:, seen] = pipeline.predict_proba(x_new.flatten(1).float().numpy())
             return torch.from_numpy(np.log(np.clip(probs, 1e-12, None))).float()
 
         return predict
     return lambda x_new: torch.from_numpy(
-        pipeline.predict(x_new.flatten(1).double().numpy()).reshape(len(x_new), -1)
+        pipeline.predict(x_new.flatten(1).float().numpy()).reshape(len(x_new), -1)
     ).float()
 
 
