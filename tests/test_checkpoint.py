@@ -136,6 +136,31 @@ def test_a_checkpoint_given_by_hand_is_checked_before_anything_is_built(tmp_path
         evaluate(compose_cfg("eval", [f"ckpt_path={cut}"], tmp_path / "eval"))
 
 
+def test_a_tampered_running_metrics_entry_is_refused_not_set(tmp_path: Path) -> None:
+    """The running train metrics come back from a checkpoint as the metric's own states only:
+    an entry with another name (here ``update``, a method), a non-tensor state or a bad count
+    is refused by name, and nothing of it is set on the metric."""
+    cfg = compose_cfg("train", [*COMMON, "trainer.max_epochs=1"], tmp_path / "done")
+    fit(cfg)
+    state = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    entry = state["trainlab_running_train_metrics"]
+    name = next(iter(entry))
+    good = entry[name]
+    tampered = [
+        ({**good, "states": {**good["states"], "update": torch.zeros(1)}}, "states are not"),
+        ({**good, "states": dict.fromkeys(good["states"], 1.0)}, "is a float, not a Tensor"),
+        ({**good, "count": -3}, "update count is not an integer >= 0: -3"),
+        ("states", "its states are not the metric's"),
+    ]
+    for i, (bad, message) in enumerate(tampered):
+        path = tmp_path / f"tampered{i}.ckpt"
+        torch.save({**state, "trainlab_running_train_metrics": {**entry, name: bad}}, path)
+        resume = compose_cfg("train", [*COMMON, f"ckpt_path={path}"], tmp_path / str(i))
+        with pytest.raises(ConfigError, match=rf"\[{name!r}\] entry does not fit.*{message}"):
+            fit(resume)
+        assert not list(Path(resume.paths.output_dir).iterdir()), "a rejected run wrote files"
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 

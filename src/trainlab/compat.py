@@ -73,9 +73,32 @@ def running_metric_state(metric: Any) -> dict[str, Any] | None:
     return {"states": states, "count": int(metric.update_count)}
 
 
+def check_running_metric_state(metric: Any, saved: Any) -> None:
+    """Check that ``saved`` holds ``metric``'s own states (tensors, as the metric declares
+    them) and an update count, and nothing else, before anything of it is set.
+
+    Raises:
+        ValueError: saying what does not fit.
+    """
+    states, count = (saved.get("states"), saved.get("count")) if isinstance(saved, dict) else (0, 0)
+    declared = dict(metric.metric_state)  # the metric's own states, as reset() leaves them
+    if not isinstance(states, dict) or set(states) != set(declared):
+        raise ValueError(f"its states are not the metric's {sorted(declared)}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"its update count is not an integer >= 0: {count!r}")
+    for key, value in states.items():
+        if type(value) is not type(declared[key]):
+            raise ValueError(
+                f"its state {key!r} is a {type(value).__name__}, not a "
+                f"{type(declared[key]).__name__}"
+            )
+
+
 def restore_running_metric_state(metric: Any, saved: dict[str, Any], holder: bool) -> None:
     """Put ``saved`` back into ``metric`` on the rank that holds it (``holder``); every other
-    rank starts from zero, so that the ranks' states still add up to the saved ones."""
+    rank starts from zero, so that the ranks' states still add up to the saved ones. Checked
+    first (:func:`check_running_metric_state`)."""
+    check_running_metric_state(metric, saved)
     metric.reset()
     if not holder:
         return

@@ -10,9 +10,16 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
-from trainlab.compat import restore_running_metric_state, running_metric_state
+from trainlab.compat import (
+    check_running_metric_state,
+    restore_running_metric_state,
+    running_metric_state,
+)
 from trainlab.errors import ConfigError
 from trainlab.models.metrics import build_metrics, flatten
+
+# The checkpoint entry of the running train metrics (a run resumed mid-epoch continues them).
+RUNNING_METRICS = "trainlab_running_train_metrics"
 
 SPLITS = ("train", "val", "test")
 MODES = ("min", "max")
@@ -152,13 +159,34 @@ class Model(pl.LightningModule):
         mid-epoch (SIGTERM, a SLURM requeue) and resumed logs that epoch over all its batches,
         as a run never stopped does."""
         states = {k: running_metric_state(m) for k, m in self._running_train_metrics().items()}
-        checkpoint["trainlab_running_train_metrics"] = states
+        checkpoint[RUNNING_METRICS] = states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("trainlab_running_train_metrics") or {}
+        saved = self.check_running_metrics(checkpoint)
         for name, metric in self._running_train_metrics().items():
             if saved.get(name) is not None:
                 restore_running_metric_state(metric, saved[name], holder=self.global_rank == 0)
+
+    def check_running_metrics(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's running train metrics, checked against this model's metrics (the
+        run checks them before it writes anything; a checkpoint is data, not instructions).
+
+        Raises:
+            ConfigError: naming the entry that does not fit.
+        """
+        saved = checkpoint.get(RUNNING_METRICS) or {}
+        if not isinstance(saved, dict):
+            raise ConfigError(f"ckpt_path: its {RUNNING_METRICS} entry is not a mapping")
+        for name, metric in self._running_train_metrics().items():
+            if saved.get(name) is not None:
+                try:
+                    check_running_metric_state(metric, saved[name])
+                except ValueError as err:
+                    raise ConfigError(
+                        f"ckpt_path: its {RUNNING_METRICS}[{name!r}] entry does not fit the "
+                        f"metric: {err}"
+                    ) from err
+        return saved
 
     def on_validation_epoch_end(self) -> None:
         self.log_epoch("val")

@@ -194,6 +194,10 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     with open_dict(cfg):  # eval, predict and export rebuild it from any working directory
         cfg.data.update(absolute_paths(cfg.data))
     model = build_model(cfg, dm)
+    if (ckpt := cfg.get("ckpt_path")) and callable(
+        check := getattr(model, "check_running_metrics", None)
+    ):
+        check(load_checkpoint(ckpt, mmap=True))  # what a resume would set, before any write
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
     if monitor := cfg.model.get("monitor"):
