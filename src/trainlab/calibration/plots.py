@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from trainlab.trust.files import save_figure
+
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
 
@@ -70,7 +72,7 @@ def save_reliability_diagram(
     reports: dict[str, dict[str, Any]], path: Path, title: str = ""
 ) -> Path:
     fig = reliability_figure(reports, title)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -94,6 +96,6 @@ def save_risk_coverage(reports: dict[str, dict[str, Any]], path: Path, title: st
     ax.set_title(title or "risk-coverage")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from typing_extensions import override
 
 from trainlab.loggers.images import log_image
+from trainlab.trust.files import save_figure
 
 PREFIXES = ("train/", "val/")
 
@@ -38,7 +39,7 @@ def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path
     for ax in axes:
         ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.22)  # fixed: fast
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

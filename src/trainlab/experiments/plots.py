@@ -12,6 +12,7 @@ import numpy as np
 from trainlab.experiments.report import Report
 from trainlab.experiments.runs import curves
 from trainlab.experiments.stats import summarize
+from trainlab.trust.files import save_figure
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -25,7 +26,7 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     _pyplot().close(fig)
     return path
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import instantiate
+from trainlab.trust.files import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def tune_learning_rate(
 
     figure = finder.plot(suggest=True)
     if isinstance(figure, Figure):
-        figure.savefig(out_dir / "lr_find.png", dpi=110)
+        save_figure(figure, out_dir / "lr_find.png")
     suggestion = finder.suggestion()
     if suggestion is None:
         log.warning(

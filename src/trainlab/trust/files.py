@@ -88,6 +88,17 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def save_figure(figure: Any, path: str | Path, dpi: int = 110) -> Path:
+    """A matplotlib figure as a PNG at ``path``, written atomically (:func:`write_atomic`): a
+    kill while it is drawn leaves the picture before, never half of one."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    write_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
 def write_new(path: str | Path, data: str | bytes, key: str = "output") -> None:
     """Write a file that must not exist yet; never replaces one, even if another process
     creates it meanwhile.
