@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pandas as pd
 import torch
+from omegaconf import DictConfig
 
 
 class RecordRankWeights(pl.Callback):
@@ -316,15 +317,20 @@ def learning_curve(run: Path) -> pd.DataFrame:
     return pd.concat([train, val]).sort_values(["epoch", "step"]).reset_index(drop=True)
 
 
+SMALL = 300  # samples of a generated dataset in quick tests
+
+
+@functools.cache
 def small_data(name: str) -> list[str]:
     """Overrides that make data option ``name`` small, for quick tests: ``data.samples=300``
     where the option generates its samples."""
-    from tests.conftest import compose_cfg
+    from omegaconf import OmegaConf
 
-    with tempfile.TemporaryDirectory() as root:
-        cfg = compose_cfg("train", [f"data={name}"], Path(root))
-    samples = cfg.data.get("samples")
-    return ["data.samples=300"] if isinstance(samples, int) and samples > 300 else []
+    from trainlab.runtime.configs import CONFIG_DIR
+
+    node = OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml")
+    samples = node.get("samples") if isinstance(node, DictConfig) else None
+    return [f"data.samples={SMALL}"] if isinstance(samples, int) and samples > SMALL else []
 
 
 @functools.cache
@@ -341,8 +347,8 @@ def bundled_data() -> dict[str, str]:
 
     found: dict[str, str] = {}
     names = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml") if p.stem[0] != "_")
-    for name in names:
-        with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root:
+        for name in names:
             cfg = compose_cfg("train", [f"data={name}", *small_data(name)], Path(root))
             if OmegaConf.missing_keys(cfg.data):
                 continue  # the user's files: data.path=...
