@@ -42,7 +42,8 @@ SELECTABLE += ["hparams_search", "ablation"]
 
 def _readme_options(group: str) -> list[str]:
     """The options the README's "Config groups" table lists for ``group``."""
-    row = re.search(rf"^\| `{group}` \| (.*?) \|", README, re.MULTILINE)
+    table = README[README.index("## Config groups") :]
+    row = re.search(rf"^\| `{group}` \| (.*?) \|", table, re.MULTILINE)
     assert row, f"the README's config-groups table has no row for {group}"
     return sorted(re.findall(r"`([^`]+)`", row.group(1)))
 
