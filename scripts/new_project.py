@@ -80,6 +80,13 @@ def wanted(path: Path, examples: str) -> bool:
     return path.parts[0] != "docs"
 
 
+def drop_from_readme(text: str) -> str:
+    """The README's config-groups row of experiments, listing the kept ones only (its tests
+    check that the row lists what ``conf/experiment`` holds)."""
+    kept = ", ".join(f"`{Path(e).stem}`" for e in sorted(KEPT_EXPERIMENTS))
+    return re.sub(r"^(\| `experiment` \| )[^|]*( \|)", rf"\g<1>{kept}\2", text, flags=re.M)
+
+
 def rename(text: str, name: str) -> str:
     return text.replace(TEMPLATE, name).replace(TEMPLATE.upper(), name.upper())
 
@@ -96,6 +103,8 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         target = dest / Path(*(rename(part, name) for part in rel.parts))
         target.parent.mkdir(parents=True, exist_ok=True)
         data = (root / rel).read_bytes()
+        if examples == "drop" and rel == Path("README.md"):
+            data = drop_from_readme(data.decode("utf-8")).encode("utf-8")
         try:
             target.write_text(rename(data.decode("utf-8"), name), encoding="utf-8")
         except UnicodeDecodeError:  # images and other binary files as they are

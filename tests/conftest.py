@@ -34,10 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if function is None:
             continue
+        named = set(EXPERIMENT.findall(inspect.getsource(function)))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if isinstance(params.get("experiment"), str):  # parametrized by experiment name
+            named.add(params["experiment"])
         missing = sorted(
-            name
-            for name in set(EXPERIMENT.findall(inspect.getsource(function)))
-            if not (CONFIG_DIR / "experiment" / f"{name}.yaml").is_file()
+            name for name in named if not (CONFIG_DIR / "experiment" / f"{name}.yaml").is_file()
         )
         if missing:
             item.add_marker(pytest.mark.skip(reason=f"example experiment(s) {missing} dropped"))
