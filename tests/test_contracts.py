@@ -143,6 +143,7 @@ def test_your_own_lightningmodule_missing_a_step_is_named(make_cfg: MakeCfg) -> 
         fit(cfg)
 
 
+@pytest.mark.slow
 def test_images_on_disk_are_read_lazily_and_learned(make_cfg: MakeCfg, digits_pngs: Path) -> None:
     cfg = make_cfg(
         "data=image_folder",

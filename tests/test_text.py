@@ -57,6 +57,7 @@ def test_packing_makes_padding_invisible_to_the_rnn() -> None:
     assert torch.allclose(net(padded)[0], net(alone)[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_word_order_beats_a_bag_of_words_and_predicts_new_text(
     make_cfg: MakeCfg, tmp_path: Path
 ) -> None:
