@@ -196,3 +196,33 @@ def test_vector_and_platt_runs(tmp_path: Path) -> None:
 def test_vector_scaler_shapes() -> None:
     scaler = VectorScaler(3)
     assert scaler(torch.randn(4, 3)).shape == (4, 3)
+
+
+def test_a_checkpoint_that_does_not_fit_its_run_is_named(make_cfg: MakeCfg, tmp_path: Path) -> None:
+    """eval and predict read the weights, the calibrator and the saved validation confidences
+    of a checkpoint; one whose entries do not fit the run (edited, or from another run) is
+    refused naming the file, not with a traceback, and predict writes nothing."""
+    cfg = make_cfg(*QUICK)
+    fit(cfg)
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    state = torch.load(best, weights_only=True)
+    selective = state["trainlab_selective"]
+    weights = dict(state["state_dict"])
+    weights.pop(next(iter(weights)))
+    calibrator = {k: v for k, v in state["trainlab_calibrator"].items() if k != "method"}
+    tampered = {
+        "2-D confidences": ("trainlab_selective", {**selective, "confidence": torch.ones(3, 2)}),
+        "confidences above 1": (
+            "trainlab_selective",
+            {**selective, "confidence": selective["confidence"] + 2},
+        ),
+        "a calibrator without its method": ("trainlab_calibrator", calibrator),
+        "weights missing a tensor": ("state_dict", weights),
+    }
+    for i, (what, (key, value)) in enumerate(tampered.items()):
+        path = best.with_name(f"tampered{i}.ckpt")
+        torch.save({**state, key: value}, path)
+        out = tmp_path / f"pred{i}.csv"
+        with pytest.raises(ConfigError, match=rf"ckpt_path: {path} does not fit the run"):
+            predict(compose_cfg("predict", [f"ckpt_path={path}", f"output={out}"], tmp_path))
+        assert not out.exists(), what

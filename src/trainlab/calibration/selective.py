@@ -88,3 +88,26 @@ def validation_state(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, tor
     confidences and whether each prediction was right."""
     confidence, pred = probs.max(dim=1)
     return {"confidence": confidence.float().clone(), "hits": (pred == labels).clone()}
+
+
+def load_validation_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The validation confidences and hits a checkpoint keeps (:func:`validation_state`),
+    checked, or None where it has none.
+
+    Raises:
+        ValueError: the entry is not two 1-D tensors of one length, confidences in [0, 1].
+    """
+    state = checkpoint.get(CHECKPOINT_KEY)
+    if state is None:
+        return None
+    confidence = state.get("confidence") if isinstance(state, dict) else None
+    hits = state.get("hits") if isinstance(state, dict) else None
+    if not (isinstance(confidence, torch.Tensor) and isinstance(hits, torch.Tensor)):
+        raise ValueError(f"its {CHECKPOINT_KEY} entry is not a confidence and a hits tensor")
+    if confidence.dim() != 1 or hits.shape != confidence.shape:
+        raise ValueError(f"its {CHECKPOINT_KEY} tensors are not of one length")
+    if not confidence.is_floating_point() or not bool(
+        ((confidence >= 0) & (confidence <= 1)).all()
+    ):
+        raise ValueError(f"its {CHECKPOINT_KEY} confidences are not in [0, 1]")
+    return {"confidence": confidence, "hits": hits.bool()}

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainlab.calibration import load_calibrator
 from trainlab.calibration.conformal import load_conformal
-from trainlab.calibration.selective import CHECKPOINT_KEY as SELECTIVE_KEY
+from trainlab.calibration.selective import load_validation_state
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
 from trainlab.trust.data import check as check_data
@@ -94,15 +94,12 @@ def restore(
     check_splits(run, dm, allow_data_change)
     model = build_model(cfg, dm)
     state = load_checkpoint(ckpt)
-    model.load_state_dict(state["state_dict"])
+    try:  # what the file holds must fit the run's model; a mismatch is named, not a traceback
+        model.load_state_dict(state["state_dict"])
+        calibrator, conformal = load_calibrator(state), load_conformal(state)
+        selective = load_validation_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"ckpt_path: {ckpt} does not fit the run {run}: {reason}") from err
     model.eval()
-    return Restored(
-        run,
-        ckpt,
-        cfg,
-        dm,
-        model,
-        load_calibrator(state),
-        load_conformal(state),
-        state.get(SELECTIVE_KEY),
-    )
+    return Restored(run, ckpt, cfg, dm, model, calibrator, conformal, selective)
