@@ -154,9 +154,7 @@ class Settings:
         """The study's storage: a database with heartbeats, or None (in memory)."""
         if not url:
             return None
-        if str(url).startswith("postgresql"):
-            require("postgres", "a PostgreSQL storage")
-        import optuna
+        import optuna  # a PostgreSQL URL's extra was required by study_lock, taken first
 
         with warnings.catch_warnings():  # Optuna 2.x calls heartbeats experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
