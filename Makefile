@@ -40,13 +40,13 @@ test-full: $(STAMP)  ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: $(STAMP)  ## ruff check, ruff format --check and mypy
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts templates
+	$(BIN)/ruff format --check src tests scripts templates
 	$(BIN)/mypy
 
 format: $(STAMP)  ## format and fix what ruff can
-	$(BIN)/ruff format src tests scripts
-	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts templates
+	$(BIN)/ruff check --fix src tests scripts templates
 
 typecheck: $(STAMP)  ## mypy on src/
 	$(BIN)/mypy
@@ -60,8 +60,13 @@ pre-commit: $(STAMP)  ## run the pre-commit hooks on every file
 ci:  ## what CI runs: install, lint, the fast and the slow tests (.ci/run)
 	.ci/run
 
-new-project:  ## a renamed copy with a fresh git history: NAME=myproj [DEST=../myproj] [EXAMPLES=drop]
+new-project:  ## NAME=myproj [DEST=../myproj]: MODE=thin (own parts, trainlab pinned) or a full copy [EXAMPLES=drop]
+ifeq ($(MODE),thin)
+	$(MAKE) install
+	$(BIN)/python scripts/thin_project.py create --name "$(NAME)" $(if $(DEST),--dest "$(DEST)")
+else
 	$(PYTHON) scripts/new_project.py --name "$(NAME)" $(if $(DEST),--dest "$(DEST)") --examples $(or $(EXAMPLES),keep)
+endif
 
 bench: $(STAMP)  ## compare trainlab with a hand-written PyTorch loop (see README)
 	$(BIN)/python scripts/benchmark.py $(ARGS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import keyword
+import os
 import re
 import shutil
 import subprocess
@@ -59,12 +60,13 @@ def template_files(root: Path) -> list[Path]:
         files = [
             p.relative_to(root)
             for p in root.rglob("*")
-            if p.is_file()
+            if (p.is_file() or p.is_symlink())
+            and not any(q.is_symlink() for q in p.parents if q != root and root in q.parents)
             and p.relative_to(root).parts[0] not in SKIP_DIRS
             and not SKIP_PARTS & set(p.parts)
             and not p.name.endswith(".egg-info")
         ]
-    return sorted(f for f in files if (root / f).is_file())
+    return sorted(f for f in files if (root / f).is_file() or (root / f).is_symlink())
 
 
 def private(path: Path) -> bool:
@@ -102,6 +104,10 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         # src/trainlab/ and src/hydra_plugins/trainlab_*/ (the configs name them renamed)
         target = dest / Path(*(rename(part, name) for part in rel.parts))
         target.parent.mkdir(parents=True, exist_ok=True)
+        if (root / rel).is_symlink():  # src/trainlab/conf -> ../../conf
+            target.symlink_to(rename(os.readlink(root / rel), name))
+            count += 1
+            continue
         data = (root / rel).read_bytes()
         if examples == "drop" and rel == Path("README.md"):
             data = drop_from_readme(data.decode("utf-8")).encode("utf-8")

@@ -5,11 +5,14 @@ into ``metrics.json`` or ``diagnostics.json``. Each is a table of :class:`Member
 optional, and what trainlab does with it) and, for the required part, a ``Protocol``. The code
 reads nothing else of these objects (``tests/test_contracts.py`` scans ``src/`` for it), and the
 README's tables are these tables (``python -m trainlab.contracts`` prints them; a test checks
-the README holds them). Everything else in trainlab is its own business.
+the README holds them; ``--json`` gives the :func:`snapshot` a project records, and
+:func:`changes` what an upgrade changed). Everything else in trainlab is its own business.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -167,7 +170,47 @@ def markdown(members: tuple[Member, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def snapshot() -> dict[str, list[dict[str, object]]]:
+    """Every contract as plain data: what a project records of the trainlab it was made with,
+    so that an upgrade can say what changed (``scripts/thin_project.py``)."""
+    return {
+        name: [{"name": m.name, "required": m.required, "meaning": m.meaning} for m in members]
+        for name, members in CONTRACTS.items()
+    }
+
+
+def changes(
+    old: dict[str, list[dict[str, object]]], new: dict[str, list[dict[str, object]]]
+) -> list[str]:
+    """What differs between two :func:`snapshot`s, one line each, the breaking ones first (a
+    member removed, or now required)."""
+    breaking: list[str] = []
+    other: list[str] = []
+    for point in sorted(set(old) | set(new)):
+        before = {str(m["name"]): m for m in old.get(point, [])}
+        after = {str(m["name"]): m for m in new.get(point, [])}
+        for name in sorted(set(before) | set(after)):
+            was, now = before.get(name), after.get(name)
+            if now is None:
+                breaking.append(f"{point}: `{name}` removed (trainlab no longer reads it)")
+            elif was is None:
+                kind = "required" if now["required"] else "optional"
+                line = f"{point}: `{name}` added, {kind}: {now['meaning']}"
+                (breaking if now["required"] else other).append(line)
+            elif was["required"] != now["required"]:
+                if now["required"]:
+                    breaking.append(f"{point}: `{name}` is now required: {now['meaning']}")
+                else:
+                    other.append(f"{point}: `{name}` is now optional")
+            elif was["meaning"] != now["meaning"]:
+                other.append(f"{point}: `{name}` now means: {now['meaning']}")
+    return [f"breaking: {line}" for line in breaking] + other
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--json"]:
+        print(json.dumps(snapshot(), indent=1))
+        return
     for name, members in CONTRACTS.items():
         print(f"{name}:\n\n{markdown(members)}")
 

@@ -9,11 +9,10 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.runtime.cli import reject_bad_config, start
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import HYDRA
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
-def _main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
     from trainlab.runtime.evaluation import evaluate
 
     metrics = reject_bad_config(lambda: evaluate(cfg), cfg.paths.output_dir)
@@ -21,7 +20,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("eval", _main)
+    start("eval", hydra.main(**HYDRA, config_name="eval")(task))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.runtime.cli import reject_bad_config, start
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import HYDRA
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
-def _main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
     from trainlab.runtime.export import export
 
     report = reject_bad_config(lambda: export(cfg), cfg.paths.output_dir)
@@ -29,7 +28,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("export", _main)
+    start("export", hydra.main(**HYDRA, config_name="export")(task))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.runtime.cli import reject_bad_config, start
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import HYDRA
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
-def _main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
     from trainlab.runtime.evaluation import predict
 
     path = reject_bad_config(lambda: predict(cfg), cfg.paths.output_dir)
@@ -22,7 +21,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("predict", _main)
+    start("predict", hydra.main(**HYDRA, config_name="predict")(task))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ import hydra
 from omegaconf import DictConfig
 
 from trainlab.runtime.cli import reject_bad_config, start
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import HYDRA
 from trainlab.runtime.ddp import child_argv
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def _main(cfg: DictConfig) -> float | None:
+def task(cfg: DictConfig) -> float | None:
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -47,7 +46,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     sys.argv = child_argv(sys.argv)  # a DDP child runs only its own sweep job
-    start("train", _main)
+    start("train", hydra.main(**HYDRA, config_name="train")(task))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from torch import nn
 from trainlab.contracts import DATAMODULE, required
 from trainlab.data.base import TASKS
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import config_dirs
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -95,28 +95,36 @@ def instantiate_dict(node: DictConfig | None, key: str) -> list[Any]:
     return [instantiate(v, f"{key}.{k!s}") for k, v in node.items() if v is not None]
 
 
-@functools.cache
 def nets_by_modality() -> dict[str, list[str]]:
-    """Net config names under ``conf/net`` that read each data modality."""
+    """Net config names under each ``conf/net`` of this job (a project's and trainlab's) that
+    read each data modality."""
+    return _nets_by_modality(config_dirs())
+
+
+@functools.cache
+def _nets_by_modality(dirs: tuple[Path, ...]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for path in sorted((CONFIG_DIR / "net").glob("*.yaml")):
-        target = _net_target(path)
+    names = sorted({p.stem for d in dirs for p in (d / "net").glob("*.yaml")})
+    for name in names:
+        target = _net_target(name, dirs)
         cls = hydra.utils.get_class(target) if target else None
         for modality in getattr(cls, "modalities", ()):
-            found.setdefault(modality, []).append(path.stem)
+            found.setdefault(modality, []).append(name)
     return found
 
 
-def _net_target(path: Path) -> str | None:
-    """The ``_target_`` of a net config, or of the config its defaults list extends."""
-    node = OmegaConf.load(path)
+def _net_target(name: str, dirs: tuple[Path, ...]) -> str | None:
+    """The ``_target_`` of a net config (the first directory's wins), or of the config its
+    defaults list extends."""
+    paths = (d / "net" / f"{name}.yaml" for d in dirs)
+    node = OmegaConf.load(next(p for p in paths if p.is_file()))
     if not isinstance(node, DictConfig):
         return None
     if target := node.get("_target_"):
         return str(target)
     for parent in node.get("defaults", []):
         if isinstance(parent, str) and parent != "_self_":
-            return _net_target(path.with_name(f"{parent}.yaml"))
+            return _net_target(parent, dirs)
     return None
 
 
@@ -276,8 +284,9 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
 
     Where the model's constructor names a ``net`` parameter, the net of ``cfg.net`` is built
     for the data and injected. Each of :data:`DATA_ARGUMENTS` is passed where the constructor
-    names it; ``monitor`` and ``mode`` (which trainlab reads for checkpoints and early stopping)
-    where it names them or takes ``**kwargs``.
+    names it, or a base class that its ``**kwargs`` reach does; ``monitor`` and ``mode`` (which
+    trainlab reads for checkpoints and early stopping) where it names them or takes
+    ``**kwargs``.
 
     Raises:
         ConfigError: the model does not fit the data, or is not a LightningModule.
@@ -298,6 +307,8 @@ def build_model(cfg: DictConfig, dm: Any) -> pl.LightningModule:
                 f"use model={dm.task} or model=auto"
             )
     named, takes_any = _parameters(target)
+    # a subclass's **kwargs that reach its base's parameters (num_classes ...) name them too
+    named |= _accepted_keys(target) or set()
     if (unnamed := {"monitor", "mode"} - named) and not takes_any:
         # read by trainlab, for checkpoints and early stopping; passed only where named
         kept = OmegaConf.to_container(node, resolve=True)

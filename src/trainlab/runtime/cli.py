@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import print_help, register_resolvers
+from trainlab.runtime.configs import CONFIG_DIR, print_help, register_resolvers
 from trainlab.trust.files import discard
 from trainlab.trust.secrets import protect_process
 
@@ -26,12 +27,18 @@ def reject_bad_config(job: Callable[[], T], output_dir: str) -> T:
         raise SystemExit(2) from err
 
 
-def start(config_name: str, hydra_main: Callable[[], object]) -> None:
-    """Register the resolvers, answer ``--help`` without Hydra's slow group scan, else run."""
+def start(
+    entry: str,
+    hydra_main: Callable[[], object],
+    dirs: tuple[Path, ...] = (CONFIG_DIR,),
+    config_name: str = "",
+) -> None:
+    """Register the resolvers, answer ``--help`` without Hydra's slow group scan, else run.
+    ``dirs`` and ``config_name`` are a project's (:mod:`trainlab.project`)."""
     sys.argv = protect_process(sys.argv)  # before Hydra, W&B or a launcher copies it
     register_resolvers()
     args = sys.argv[1:]
     if "--help" in args or "-h" in args:
-        print_help(config_name, [a for a in args if not a.startswith("-")])
+        print_help(entry, [a for a in args if not a.startswith("-")], dirs, config_name)
         return
     hydra_main()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf"
+# trainlab's own configs. In a source checkout src/trainlab/conf links to the repository's conf/;
+# a wheel carries them inside the package, so a project on trainlab finds them at
+# pkg://trainlab.conf (trainlab.project).
+CONFIG_DIR = (Path(__file__).resolve().parents[1] / "conf").resolve()
+HYDRA = {"version_base": "1.3", "config_path": str(CONFIG_DIR)}  # hydra.main's, but the name
 
 # One suffix per process, so every directory name this process resolves agrees.
 _RUN_SUFFIX = f"{os.getpid() % 100000:05d}{secrets.token_hex(2)}"
@@ -67,32 +72,64 @@ def save_config(cfg: DictConfig, path: Path) -> None:
     write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(plain)))
 
 
-def config_groups() -> dict[str, list[str]]:
-    """Every config group under ``conf/`` and its options (files starting with ``_`` are parts)."""
+def config_dirs() -> tuple[Path, ...]:
+    """The config directories of this job, first wins: Hydra's search path while a job runs (a
+    project's ``conf/`` before trainlab's), else trainlab's own :data:`CONFIG_DIR`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return (CONFIG_DIR,)
+    found: list[Path] = []
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.schema == "file":
+            found.append(Path(source.path).resolve())
+        elif source.schema == "pkg" and source.path != "hydra.conf":
+            found.append(_package_dir(source.path))
+    return tuple(dict.fromkeys(p for p in found if p.is_dir())) or (CONFIG_DIR,)
+
+
+def _package_dir(package: str) -> Path:
+    """Where a ``pkg://`` config source lies on disk (trainlab's configs are plain files)."""
+    from importlib.util import find_spec
+
+    spec = find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]).resolve() if locations else Path("/nonexistent")
+
+
+def config_groups(dirs: tuple[Path, ...] = (CONFIG_DIR,)) -> dict[str, list[str]]:
+    """Every config group under ``dirs`` and its options (files starting with ``_`` are parts)."""
     groups: dict[str, list[str]] = {}
-    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
-        group = path.parent.relative_to(CONFIG_DIR).as_posix()
-        if group != "." and not path.stem.startswith("_"):
-            groups.setdefault(group, []).append(path.stem)
-    return groups
+    for root in dirs:
+        for path in sorted(root.rglob("*.yaml")):
+            group = path.parent.relative_to(root).as_posix()
+            options = groups.setdefault(group, []) if group != "." else []
+            if not path.stem.startswith("_") and path.stem not in options:
+                options.append(path.stem)
+    return {group: sorted(options) for group, options in sorted(groups.items())}
 
 
-def print_help(config_name: str, overrides: list[str]) -> None:
-    """``--help``: the config groups and the composed config, without Hydra's slow listing of
-    its own groups (``--hydra-help`` still shows those)."""
+def print_help(
+    entry: str, overrides: list[str], dirs: tuple[Path, ...] = (CONFIG_DIR,), config_name: str = ""
+) -> None:
+    """``--help`` of ``entry`` (train, eval ...): the config groups and the composed config,
+    without Hydra's slow listing of its own groups (``--hydra-help`` still shows those).
+    ``dirs`` are the config directories, the primary config's first (a project's)."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides)
+    with initialize_config_dir(config_dir=str(dirs[0]), version_base="1.3"):
+        cfg = compose(config_name or entry, overrides)
     # Groups the config uses, plus those it selects only on demand (null by default).
-    optional = {"experiment", "hparams_search", "debug"} if config_name == "train" else set()
+    optional = {"experiment", "hparams_search", "debug"} if entry == "train" else set()
+    spec = getattr(sys.modules["__main__"], "__spec__", None)  # python -m myproj.train
+    command = f"python -m {spec.name if spec else f'trainlab.{entry}'}"
     lines = [
-        f"python -m trainlab.{config_name} [group=option ...] [key=value ...] [-m for a sweep]",
+        f"{command} [group=option ...] [key=value ...] [-m for a sweep]",
         "",
         "== Config groups (group=option) ==",
         *(
             f"{group}: {', '.join(options)}"
-            for group, options in config_groups().items()
+            for group, options in config_groups(dirs).items()
             if group.split("/")[0] in cfg or group in optional
         ),
         "",

@@ -24,7 +24,7 @@ from trainlab.experiments.baselines import Baselines, fit_baselines, judge
 from trainlab.extras import require_for_loggers
 from trainlab.loggers.wandb import mark_runs
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
-from trainlab.runtime.configs import CONFIG_DIR, save_config
+from trainlab.runtime.configs import config_dirs, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
 from trainlab.sweeps.slurm import cluster_environment
@@ -209,7 +209,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         save_config(cfg, out_dir / "config.yaml")
         record_data(cfg.data, dm, out_dir)  # data.json: what eval, predict and export must find
-        environment = describe(CONFIG_DIR.parent, out_dir)
+        environment = describe(config_dirs()[0].parent, out_dir)  # the project's tree
         write_atomic(out_dir / "env.json", json.dumps(environment, indent=2))
         if (names := getattr(dm, "class_names", None)) is not None:
             write_atomic(out_dir / "classes.json", json.dumps(list(names), indent=1))

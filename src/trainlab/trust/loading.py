@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import CONFIG_DIR
+from trainlab.runtime.configs import config_dirs
 
 # The oldest torch allowed (pyproject.toml agrees, tests/test_compat.py checks): from 2.6 on
 # torch.load is weights-only by default, so loads inside Lightning that trainlab does not call
@@ -97,12 +97,18 @@ def _targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
             yield from _targets(value, f"{where}[{i}]")
 
 
-@functools.lru_cache(maxsize=1)
 def project_targets() -> frozenset[str]:
-    """The ``_target_`` of every node in this project's ``conf/``."""
+    """The ``_target_`` of every node in this job's config directories (:func:`config_dirs`:
+    a project's ``conf/`` and trainlab's)."""
+    return _targets_in(config_dirs())
+
+
+@functools.lru_cache(maxsize=4)
+def _targets_in(dirs: tuple[Path, ...]) -> frozenset[str]:
     found: set[str] = set()
-    for path in CONFIG_DIR.rglob("*.yaml"):
-        found.update(t for _, t in _targets(yaml.safe_load(path.read_text())))
+    for root in dirs:
+        for path in root.rglob("*.yaml"):
+            found.update(t for _, t in _targets(yaml.safe_load(path.read_text())))
     return frozenset(found)
 
 
@@ -127,7 +133,8 @@ def check_buildable(config: Any, source: Path, trusted: Iterable[str] = ()) -> N
     for key, target in _targets(built):
         if target not in allowed:
             raise ConfigError(
-                f"{source}: {key}._target_ is {target!r}, which no config in {CONFIG_DIR} "
+                f"{source}: {key}._target_ is {target!r}, which no config in "
+                f"{' or '.join(map(str, config_dirs()))} "
                 "names; a run directory's config builds only what this project's configs "
                 f"build. If you trust this run, add trust_targets=[{target}]"
             )

@@ -1,0 +1,271 @@
+"""A thin project (``make new-project MODE=thin``): only its own parts, trainlab a pinned wheel,
+its parts checked by trainlab's contract tests, and upgrades that reach it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from trainlab import contracts
+
+SCRIPT = ROOT / "scripts" / "thin_project.py"
+NAME = "spiralz"
+# The first commit that makes thin projects: the upgrade test makes its project there.
+FIRST_THIN_COMMIT = "0000000"
+
+
+def _thin(
+    tmp_path: Path, *args: str, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    dest = tmp_path / NAME
+    made = _thin(tmp_path, "create", "--name", NAME, "--dest", str(dest))
+    assert made.returncode == 0, made.stderr
+    return dest
+
+
+@pytest.fixture
+def on_path(project: Path) -> Iterator[Path]:
+    """The project's package importable in this process, as an installed project's is."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sys.path.insert(0, str(project / "src"))
+    yield project
+    sys.path.remove(str(project / "src"))
+    HydraConfig.instance().cfg = None  # trainlab.testing.compose set the project's
+    for module in [m for m in sys.modules if m == NAME or m.startswith(f"{NAME}.")]:
+        del sys.modules[module]
+
+
+def test_a_thin_project_holds_only_its_parts_and_pins_trainlab(project: Path) -> None:
+    src = list((project / "src").rglob("*.py"))
+    assert {p.parent.name for p in src} == {NAME}  # no copy of trainlab
+    assert sum(len(p.read_text().splitlines()) for p in src) < 1000
+    assert not list(project.rglob("trainlab*")) or [
+        p.relative_to(project).as_posix() for p in project.rglob("trainlab*")
+    ] == ["vendor/trainlab-0.1.0-py3-none-any.whl"]
+    record = json.loads((project / ".trainlab" / "project.json").read_text())
+    assert record["contracts"] == contracts.snapshot()
+    assert f'"trainlab=={record["version"]}"' in (project / "pyproject.toml").read_text()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert record["commit"] == head.stdout.strip()
+    listed = subprocess.run(
+        ["unzip", "-l", str(project / record["wheel"])], capture_output=True, text=True
+    ).stdout
+    assert "trainlab/conf/train.yaml" in listed and "trainlab/conf/__init__.py" in listed
+    assert "tests/" not in listed
+    log = subprocess.run(["git", "log", "--oneline"], cwd=project, capture_output=True, text=True)
+    assert len(log.stdout.splitlines()) == 1
+
+
+def test_its_parts_meet_trainlabs_contracts(on_path: Path, tmp_path: Path) -> None:
+    from trainlab.testing import check_parts, compose
+
+    conf = importlib.import_module(NAME).CONF
+    assert conf == on_path / "conf"
+    cfg = compose(conf, NAME, ["callbacks.progress_bar=null"], tmp_path / "out")
+    dm, model = check_parts(cfg)
+    assert type(dm).__module__ == f"{NAME}.data" and type(model).__module__ == f"{NAME}.models"
+    assert type(model.net).__module__ == f"{NAME}.nets"
+
+
+def test_the_contract_checks_name_what_a_part_gets_wrong(on_path: Path, tmp_path: Path) -> None:
+    """A DataModule whose input_shape disagrees with its batches: the net would be built for
+    the wrong input. check_parts names both shapes."""
+    from trainlab.testing import check_parts, compose
+
+    data = importlib.import_module(f"{NAME}.data")
+
+    class WrongShape(data.SpiralsDataModule):  # type: ignore[name-defined,misc]
+        @property
+        def input_shape(self) -> tuple[int, ...]:
+            return (3,)
+
+    data.WrongShape = WrongShape
+    cfg = compose(on_path / "conf", NAME, [f"data._target_={NAME}.data.WrongShape"], tmp_path)
+    with pytest.raises(AssertionError, match=r"shape \(2,\), input_shape says \(3,\)"):
+        check_parts(cfg)
+
+
+def test_contract_changes_name_the_breaking_ones_first() -> None:
+    old = contracts.snapshot()
+    new = json.loads(json.dumps(old))
+    datamodule = new["DataModule"]
+    removed = datamodule.pop(0)["name"]
+    optional = next(m for m in datamodule if not m["required"])
+    optional["required"] = True
+    datamodule.append({"name": "sampler()", "required": False, "meaning": "a sampler"})
+    new["net"][0]["meaning"] = "something else"
+    said = contracts.changes(old, new)
+    assert sorted(said[:2]) == sorted(
+        [
+            f"breaking: DataModule: `{removed}` removed (trainlab no longer reads it)",
+            f"breaking: DataModule: `{optional['name']}` is now required: {optional['meaning']}",
+        ]
+    )
+    assert "DataModule: `sampler()` added, optional: a sampler" in said[2:]
+    assert any(line.startswith(f"net: `{new['net'][0]['name']}` now means") for line in said)
+    assert contracts.changes(old, old) == []
+
+
+def test_a_failed_create_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    thin = importlib.import_module("thin_project")
+
+    def broken(root: Path, out: Path) -> Path:
+        out.mkdir(parents=True)
+        (out / "half.whl").write_bytes(b"")
+        raise SystemExit("thin-project: error: building failed")
+
+    monkeypatch.setattr(thin, "build_wheel", broken)
+    with pytest.raises(SystemExit, match="building failed"):
+        thin.create(NAME, tmp_path / "new" / "deeper" / NAME)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "taken").mkdir()
+    again = _thin(tmp_path, "create", "--name", NAME, "--dest", str(tmp_path / "taken"))
+    assert again.returncode != 0 and "exists" in again.stderr
+    assert list((tmp_path / "taken").iterdir()) == []
+    bad = _thin(tmp_path, "create", "--name", "My-Proj", "--dest", str(tmp_path / "x"))
+    assert bad.returncode != 0 and "lowercase Python identifier" in bad.stderr
+
+
+def _env(project: Path, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(project / "src"),
+        "WANDB_MODE": "offline",
+    }
+
+
+@pytest.mark.slow
+def test_a_thin_project_trains_evaluates_and_trusts_only_its_configs(
+    project: Path, tmp_path: Path
+) -> None:
+    """From the command line: train and eval through the project's entry points; trainlab's own
+    eval, which does not know the project's conf/, refuses to build its run."""
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            cwd=work,
+            env=_env(project, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    helped = run(f"{NAME}.train", "--help")
+    assert helped.returncode == 0 and f"python -m {NAME}.train" in helped.stdout
+    assert "spirals" in helped.stdout and "digits" in helped.stdout  # its options and trainlab's
+    trained = run(f"{NAME}.train", "trainer.max_epochs=3", "callbacks.progress_bar=null")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    (run_dir,) = (work / "logs" / NAME / "runs").iterdir()
+    config = (run_dir / "config.yaml").read_text()
+    assert f"_target_: {NAME}.data.SpiralsDataModule" in config
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["git"]["commit"] is not None  # the project's own tree, not trainlab's
+    evaluated = run(f"{NAME}.eval", f"run_dir={run_dir}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "test metrics" in evaluated.stdout
+    foreign = run("trainlab.eval", f"run_dir={run_dir}")
+    assert foreign.returncode == 2
+    assert f"'{NAME}.data.SpiralsDataModule', which no config in" in foreign.stderr
+
+
+def _venv(project: Path) -> Path:
+    """The project's .venv without a download: the packages of this test's environment are
+    visible to it (a .pth), so ``make install`` resolves them offline; what it installs (the
+    project, the pinned trainlab wheel) goes into the project's own .venv."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True
+    )
+    (site,) = (project / ".venv" / "lib").glob("python3*/site-packages")
+    here = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "torch").is_dir())
+    (site / "_test_environment.pth").write_text(here + "\n")
+    return project / ".venv" / "bin" / "python"
+
+
+def _make(project: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_NO_INDEX": "1",  # offline: nothing may be fetched
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "WANDB_MODE": "offline",
+    }
+    return subprocess.run(
+        ["make", *args], cwd=project, env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.mark.slow
+def test_a_project_made_at_an_older_commit_upgrades_to_this_one(tmp_path: Path) -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    known = subprocess.run(
+        ["git", "cat-file", "-e", f"{FIRST_THIN_COMMIT}^{{commit}}"], cwd=ROOT, capture_output=True
+    )
+    if head.returncode != 0 or known.returncode != 0:
+        pytest.skip(f"commit {FIRST_THIN_COMMIT} is not in this repository's history")
+    old = tmp_path / "trainlab-old"
+    subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(old)], check=True)
+    subprocess.run(["git", "checkout", "-q", FIRST_THIN_COMMIT], cwd=old, check=True)
+    project = tmp_path / NAME
+    create = [str(old / "scripts/thin_project.py"), "create", f"--name={NAME}"]
+    made = subprocess.run(
+        [sys.executable, *create, f"--dest={project}"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    python = _venv(project)
+    installed = _make(project, tmp_path, "install")
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    tested = _make(project, tmp_path, "test")
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    record = json.loads((project / ".trainlab" / "project.json").read_text())
+    assert record["commit"].startswith(FIRST_THIN_COMMIT)
+    with (project / ".gitignore").open("a") as mine:
+        mine.write("/notes/\n")  # the user's own edit of a file trainlab owns
+
+    upgraded = _make(project, tmp_path, "upgrade", f"TRAINLAB={ROOT}")
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
+    said = upgraded.stdout
+    assert f"trainlab 0.1.0 at {record['commit']} -> 0.1.0 at {head.stdout.strip()}" in said
+    assert "contracts:" in said and "commits (" in said
+    assert ".gitignore: you edited it, so it is left as it is" in said
+    assert "/notes/" in (project / ".gitignore").read_text()
+    assert " passed" in said  # make upgrade ran the project's tests
+    after = json.loads((project / ".trainlab" / "project.json").read_text())
+    assert after["commit"] == head.stdout.strip()
+    loaded = subprocess.run(
+        [str(python), "-c", "import trainlab.project as p; print(p.__file__)"],
+        capture_output=True,
+        text=True,
+    )
+    shipped = Path(loaded.stdout.strip())
+    assert project in shipped.parents  # the pinned wheel, installed in the project's .venv
+    assert shipped.read_text() == (ROOT / "src" / "trainlab" / "project.py").read_text()
+    again = _make(project, tmp_path, "upgrade", f"TRAINLAB={ROOT}")
+    assert again.returncode == 0 and "already pinned" in again.stdout
