@@ -232,26 +232,32 @@ def upgrade(project: Path, trainlab: Path | None) -> None:
     name, _ = package_of(project)
     with tempfile.TemporaryDirectory() as tmp:
         new = pinned(root, Path(tmp))
-        if new["sha256"] == old["sha256"]:
+        wheel = Path(tmp) / Path(str(new["wheel"])).name
+        kept, updated, new["owned"] = [], [], dict(old.get("owned", {}))
+        for rel, data in owned_files(root, name).items():
+            here = project / rel
+            now = digest(here.read_bytes()) if here.is_file() else None
+            if now != digest(data) and now is not None and now != old.get("owned", {}).get(rel):
+                kept.append(rel)  # the project edited it: never overwritten
+            elif now != digest(data):
+                updated.append(rel)
+            new["owned"][rel] = digest(data) if rel not in kept else old.get("owned", {}).get(rel)
+        same = new["sha256"] == old["sha256"] and not updated
+        if same and new["commit"] == old["commit"]:
             print(f"{name}: already pinned to this trainlab ({new['commit'] or new['sha256']})")
             return
-        wheel = Path(tmp) / Path(str(new["wheel"])).name
-        changes = contract_changes(old, new, wheel)
         print(f"{name}: trainlab {old['version']} at {old['commit']} -> ", end="")
         print(f"{new['version']} at {new['commit']}{' (with uncommitted changes)' * new['dirty']}")
+        changes = contract_changes(old, new, wheel)
         print("contracts:", *(changes or ["no change"]), sep="\n  ")
         if commits := commits_between(root, old["commit"], new["commit"]):
             print(f"commits ({len(commits)}):", *commits[:40], sep="\n  ")
-        kept, owned = [], owned_files(root, name)
-        new["owned"] = dict(old.get("owned", {}))
-        for rel, data in owned.items():
-            here = project / rel
-            if here.is_file() and digest(here.read_bytes()) != old.get("owned", {}).get(rel):
-                if digest(here.read_bytes()) != digest(data):
-                    kept.append(rel)
-                continue
-            write_atomic(here, data)
-            new["owned"][rel] = digest(data)
+        if new["sha256"] == old["sha256"]:
+            print("the wheel is the same: trainlab's code did not change")
+        for rel, data in owned_files(root, name).items():
+            if rel in updated:
+                write_atomic(project / rel, data)
+                print(f"{rel}: updated")
         pyproject = project / "pyproject.toml"
         pin = f'"{new["package"]}=={new["version"]}"'
         text = re.sub(rf'"{new["package"]}==[^"]*"', pin, pyproject.read_text())

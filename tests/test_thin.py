@@ -18,7 +18,7 @@ from trainlab import contracts
 SCRIPT = ROOT / "scripts" / "thin_project.py"
 NAME = "spiralz"
 # The first commit that makes thin projects: the upgrade test makes its project there.
-FIRST_THIN_COMMIT = "0000000"
+FIRST_THIN_COMMIT = "f58b809f47814db13f3295959281cdd93fb37edb"
 
 
 def _thin(
