@@ -7,10 +7,13 @@ The copy holds the template's files (those git tracks or would track, or the who
 build outputs where there is no git; never a ``.env``, a database, a key or a checkpoint), with
 the package ``src/trainlab`` renamed to ``src/<name>`` and every ``trainlab`` in the code,
 configs, Makefile and docs replaced (``TRAINLAB_`` variables become ``<NAME>_``, console
-scripts ``<name>-train`` ...). ``--examples drop`` leaves out the example experiments (all of
-``conf/experiment`` but the default ``digits_mlp``) and ``docs/``; the tests that use a dropped
-experiment skip themselves. Nothing is overwritten: the destination must not
-exist. Standard library only: runs before anything is installed.
+scripts ``<name>-train`` ...). ``--examples drop`` leaves out the examples: the example
+experiments (all of ``conf/experiment`` but the default ``digits_mlp``), ``docs/``, the
+generated example data (sequences, sound and graphs: :data:`EXAMPLE_MODULES`) and the graph
+nets, with their configs, their names in the package and the README, and the ``graph`` extra;
+the tests that use a dropped part skip themselves (``tests/conftest.py``). Nothing is
+overwritten: the destination must not exist. Standard library only: runs before anything is
+installed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "logs", "outputs", "multirun", "wandb", "lightning_logs", "data"}
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist"}
 KEPT_EXPERIMENTS = {"digits_mlp.yaml"}
+# The example parts --examples drop leaves out, with the configs that build them and their extra.
+# The user's own data (CSV, image folders, text files, IDX files) and the sklearn sets stay.
+EXAMPLE_MODULES = {("data", "synthetic"), ("data", "audio"), ("data", "graphs"), ("nets", "gnn")}
+EXAMPLE_EXTRAS = {"graph"}
 # Never copied, tracked or not: credentials, databases (an Optuna study), keys, checkpoints.
 PRIVATE = re.compile(
     r"(^|/)(\.env(\..*)?|\.pgpass|\.netrc|[^/]*\.(db|sqlite3?|pem|key|ckpt|pt|pth))$"
@@ -74,19 +81,85 @@ def private(path: Path) -> bool:
     return bool(PRIVATE.search(path.as_posix()))
 
 
-def wanted(path: Path, examples: str) -> bool:
+def example_classes(root: Path) -> set[str]:
+    """The classes :data:`EXAMPLE_MODULES` define, as the package's ``__init__`` imports them."""
+    found: set[str] = set()
+    for package in ("data", "nets"):
+        text = (root / "src" / TEMPLATE / package / "__init__.py").read_text()
+        imports = re.findall(rf"^from {TEMPLATE}\.{package}\.(\w+) import (.+)$", text, re.M)
+        for module, names in imports:
+            if (package, module) in EXAMPLE_MODULES:
+                found |= {n.strip() for n in names.split(",")}
+    return found
+
+
+def example_config(root: Path, path: Path, classes: set[str]) -> bool:
+    """Whether ``conf/data/x.yaml`` or ``conf/net/x.yaml`` builds an example class (itself, or
+    through the config its defaults list extends)."""
+    text = (root / path).read_text()
+    if target := re.search(r"^_target_: \S+\.(\w+)\s*$", text, re.M):
+        return target.group(1) in classes
+    parents = re.findall(r"^  - (\w+)\s*(?:#.*)?$", text, re.M)
+    parent = next((p for p in parents if not p.startswith("_")), None)
+    return parent is not None and example_config(root, path.with_name(f"{parent}.yaml"), classes)
+
+
+def wanted(path: Path, examples: str, root: Path = ROOT) -> bool:
     if examples == "keep":
         return True
     if path.parts[:2] == ("conf", "experiment") and path.name not in KEPT_EXPERIMENTS:
         return False
+    if path.parts[:2] in (("conf", "data"), ("conf", "net")) and path.suffix == ".yaml":
+        return not example_config(root, path, example_classes(root))
+    if path.parts[:2] == ("src", TEMPLATE) and len(path.parts) == 4 and path.suffix == ".py":
+        return (path.parts[2], path.stem) not in EXAMPLE_MODULES
     return path.parts[0] != "docs"
 
 
-def drop_from_readme(text: str) -> str:
-    """The README's config-groups row of experiments, listing the kept ones only (its tests
-    check that the row lists what ``conf/experiment`` holds)."""
-    kept = ", ".join(f"`{Path(e).stem}`" for e in sorted(KEPT_EXPERIMENTS))
-    return re.sub(r"^(\| `experiment` \| )[^|]*( \|)", rf"\g<1>{kept}\2", text, flags=re.M)
+def drop_examples(rel: Path, text: str, root: Path) -> str:
+    """Names of the dropped parts, taken out of the files that list them: the packages'
+    imports and ``__all__``, the README's config-groups rows (its tests check them against
+    ``conf/``), the extras in pyproject.toml and ``extras.py``."""
+    if rel == Path("README.md"):
+        kept = ", ".join(f"`{Path(e).stem}`" for e in sorted(KEPT_EXPERIMENTS))
+        text = re.sub(r"^(\| `experiment` \| )[^|]*( \|)", rf"\g<1>{kept}\2", text, flags=re.M)
+        classes = example_classes(root)
+        for group in ("data", "net"):
+            gone = [
+                p.stem
+                for p in sorted((root / "conf" / group).glob("*.yaml"))
+                if example_config(root, p.relative_to(root), classes)
+            ]
+            for option in gone:  # `name` or `name` (default), between commas
+                text = re.sub(
+                    rf"^(\| `{group}` \|.*?)(?:, `{option}`(?= |,)|`{option}`, )",
+                    r"\1",
+                    text,
+                    flags=re.M,
+                )
+        return text
+    if rel.parts[:2] == ("src", TEMPLATE) and rel.name == "__init__.py" and len(rel.parts) == 4:
+        package = rel.parts[2]
+        names = set()
+        for module, listed in re.findall(
+            rf"^from {TEMPLATE}\.{package}\.(\w+) import (.+)$", text, re.M
+        ):
+            if (package, module) in EXAMPLE_MODULES:
+                names |= {n.strip() for n in listed.split(",")}
+                text = re.sub(
+                    rf"^from {TEMPLATE}\.{package}\.{module} import .+\n", "", text, flags=re.M
+                )
+        for name in names:
+            text = re.sub(rf'^    "{name}",\n', "", text, flags=re.M)
+            text = re.sub(rf'"{name}", |, "{name}"(?=\])', "", text)
+        return text
+    for extra in EXAMPLE_EXTRAS:
+        if rel == Path("pyproject.toml"):
+            text = re.sub(rf"^{extra} = \[.*\n", "", text, flags=re.M)
+            text = re.sub(rf"(\[)(?:{extra},)|,{extra}(?=[,\]])", r"\1", text)
+        elif rel == Path("src", TEMPLATE, "extras.py"):
+            text = re.sub(rf'^    "{extra}": .*\n', "", text, flags=re.M)
+    return text
 
 
 def rename(text: str, name: str) -> str:
@@ -99,7 +172,7 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         if private(rel):
             print(f"new-project: not copied (may hold a secret or data): {rel}", file=sys.stderr)
             continue
-        if not wanted(rel, examples):
+        if not wanted(rel, examples, root):
             continue
         # src/trainlab/ and src/hydra_plugins/trainlab_*/ (the configs name them renamed)
         target = dest / Path(*(rename(part, name) for part in rel.parts))
@@ -109,8 +182,8 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
             count += 1
             continue
         data = (root / rel).read_bytes()
-        if examples == "drop" and rel == Path("README.md"):
-            data = drop_from_readme(data.decode("utf-8")).encode("utf-8")
+        if examples == "drop" and rel.suffix in (".md", ".py", ".toml"):
+            data = drop_examples(rel, data.decode("utf-8"), root).encode("utf-8")
         try:
             target.write_text(rename(data.decode("utf-8"), name), encoding="utf-8")
         except UnicodeDecodeError:  # images and other binary files as they are

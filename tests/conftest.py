@@ -24,25 +24,48 @@ ROOT = CONFIG_DIR.parent
 register_resolvers()
 
 
-EXPERIMENT = re.compile(r"experiment=(\w+)")
+OPTION = re.compile(r"\b(experiment|data|net)=(\w+)")
+PART = re.compile(r"\btrainlab\.(data|nets)\.(\w+)")
+IMPORTED = re.compile(r"from trainlab\.(data|nets) import ([\w, ]+)")
+
+
+def dropped(text: str) -> list[str]:
+    """The example parts ``text`` names that this project does not have: config options
+    (``data=signals``) and modules or classes of ``trainlab.data``/``trainlab.nets``."""
+    import importlib
+
+    missing = {
+        f"{group}={name}"
+        for group, name in OPTION.findall(text)
+        if not (CONFIG_DIR / group / f"{name}.yaml").is_file()
+    }
+    named = PART.findall(text) + [
+        (package, name.strip())
+        for package, names in IMPORTED.findall(text)
+        for name in names.split(",")
+    ]
+    for package, name in named:
+        module = importlib.import_module(f"trainlab.{package}")
+        source = Path(module.__file__ or "").parent / f"{name}.py"
+        if name and not hasattr(module, name) and not source.is_file():
+            missing.add(f"trainlab.{package}.{name}")
+    return sorted(missing)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that runs an example experiment skips where the project dropped it
-    (``make new-project EXAMPLES=drop``)."""
+    """A test that uses an example part skips where the project dropped it (``make
+    new-project EXAMPLES=drop``): an experiment, data or net option, a module or a class,
+    named in its code or its parameters. Here, where nothing is dropped, none skips."""
     for item in items:
         function = getattr(item, "function", None)
         if function is None:
             continue
-        named = set(EXPERIMENT.findall(inspect.getsource(function)))
         params = getattr(getattr(item, "callspec", None), "params", {})
+        text = inspect.getsource(function) + repr(params)
         if isinstance(params.get("experiment"), str):  # parametrized by experiment name
-            named.add(params["experiment"])
-        missing = sorted(
-            name for name in named if not (CONFIG_DIR / "experiment" / f"{name}.yaml").is_file()
-        )
-        if missing:
-            item.add_marker(pytest.mark.skip(reason=f"example experiment(s) {missing} dropped"))
+            text += f" experiment={params['experiment']}"
+        if missing := dropped(text):
+            item.add_marker(pytest.mark.skip(reason=f"example part(s) {missing} dropped"))
 
 
 @pytest.fixture(scope="session", autouse=True)

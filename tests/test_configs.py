@@ -22,6 +22,7 @@ from trainlab.runtime.build import (
     example_input,
     instantiate,
     instantiate_dict,
+    net_arguments,
 )
 from trainlab.runtime.configs import CONFIG_DIR
 
@@ -113,7 +114,8 @@ def test_net_configs(name: str, make_cfg: MakeCfg) -> None:
     data = _data_for(name)
     cfg = make_cfg(f"net={name}", f"data={data}", *small_data(data))
     dm = build_data(cfg)
-    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs, example_input(dm))
+    extra = net_arguments(cfg, dm)  # vocab_size, for a net reading token ids
+    net = build_net(cfg, dm.input_shape, dm.modality, dm.num_outputs, example_input(dm), extra)
     x, y = next(iter(dm.val_dataloader()))
     assert net(x).shape == (len(y), dm.num_outputs)
 

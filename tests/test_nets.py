@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.nets import CNN, GNN, MLP, RNN, TCN, LinearNet, Transformer, ViT
+from trainlab.nets import CNN, MLP, RNN, TCN, LinearNet, Transformer, ViT
 from trainlab.nets.layers import ACTIVATIONS, make_activation
 
 SHAPES = {"tabular": (13,), "image": (1, 8, 8), "sequence": (8, 8)}
@@ -29,10 +29,16 @@ def test_forward_backward_without_nan(net_cls: type[nn.Module], modality: str) -
 
 
 def test_every_net_reads_some_modality() -> None:
-    known = {*SHAPES, "text", "graph"}  # text: token ids; graph: a PyG batch
-    for net in [*NETS, GNN]:
+    known = {*SHAPES, "text"}  # text: token ids
+    for net in NETS:
         assert net.modalities and net.modalities <= known, net  # type: ignore[attr-defined]
     assert {m for net in NETS for m in net.modalities} >= set(SHAPES)  # type: ignore[attr-defined]
+
+
+def test_the_graph_net_reads_graphs_only() -> None:
+    from trainlab.nets.gnn import GNN
+
+    assert GNN.modalities == {"graph"}  # a PyG batch
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -71,9 +77,6 @@ def test_activation_by_name_or_class() -> None:
         (lambda: MLP((4,), 2, input_norm="group"), "input_norm 'group' is unknown"),
         (lambda: MLP((4,), 2, bottleneck=-1), r"bottleneck must be a width >= 0"),
         (lambda: CNN((1, 8, 8), 2, norm="instance"), "norm 'instance' is unknown"),
-        (lambda: GNN((1, 8, 8), 2), r"GNN reads \(node_features,\) per node"),
-        (lambda: GNN((4,), 2, conv="cheb"), "conv 'cheb' is unknown"),
-        (lambda: GNN((4,), 2, conv="gat", hidden=30, heads=4), r"heads \(4\) must divide"),
         (lambda: CNN((64,), 2), r"CNN needs \(C, H, W\) images"),
         (lambda: CNN((1, 8, 8), 2, kernel_size=2), "kernel_size must be a positive odd"),
         (lambda: RNN((1, 8, 8), 2), r"RNN needs \(T, F\) sequences"),
@@ -88,6 +91,17 @@ def test_activation_by_name_or_class() -> None:
 def test_bad_settings_are_named(make: object, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         make()  # type: ignore[operator]
+
+
+def test_bad_graph_net_settings_are_named() -> None:
+    from trainlab.nets.gnn import GNN
+
+    with pytest.raises(ValueError, match=r"GNN reads \(node_features,\) per node"):
+        GNN((1, 8, 8), 2)
+    with pytest.raises(ValueError, match="conv 'cheb' is unknown"):
+        GNN((4,), 2, conv="cheb")
+    with pytest.raises(ValueError, match=r"heads \(4\) must divide"):
+        GNN((4,), 2, conv="gat", hidden=30, heads=4)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
@@ -150,6 +164,8 @@ def test_each_component_is_a_switch() -> None:
 @pytest.mark.parametrize("conv", ["gcn", "gat", "sage", "gin"])
 def test_graph_nets_answer_per_target_node_or_per_graph(conv: str) -> None:
     from torch_geometric.data import Batch, Data
+
+    from trainlab.nets.gnn import GNN
 
     torch.manual_seed(0)
     ring = torch.tensor([[0, 1, 2, 3, 1, 2, 3, 0], [1, 2, 3, 0, 0, 1, 2, 3]])

@@ -76,6 +76,26 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
         dest / "src" / "trainlab"
     ).exists()
     assert [p.name for p in (dest / "conf" / "experiment").iterdir()] == ["digits_mlp.yaml"]
+    package = dest / "src" / "forkedproj"
+    for gone in ("data/graphs.py", "data/synthetic.py", "data/audio.py", "nets/gnn.py"):
+        assert not (package / gone).exists(), gone  # the example parts, really left out
+    for gone in ("data/signals.yaml", "data/karate.yaml", "data/tones.yaml", "net/gat.yaml"):
+        assert not (dest / "conf" / gone).exists(), gone
+    assert (dest / "conf" / "data" / "csv.yaml").is_file()  # the user's own data stays
+    assert "graph" not in (dest / "pyproject.toml").read_text()  # nor their extra
+    assert '"graph"' not in (package / "extras.py").read_text()
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import forkedproj.data, forkedproj.nets; print(forkedproj.nets.__all__)",
+        ],
+        env={"PYTHONPATH": str(dest / "src"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "GNN" not in imported.stdout and "MLP" in imported.stdout
     left = [
         str(p.relative_to(dest))
         for p in dest.rglob("*")
@@ -150,3 +170,14 @@ def test_the_new_projects_own_tests_pass(tmp_path: Path) -> None:
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert " passed" in tests.stdout and "skipped" in tests.stdout  # dropped examples skip
+
+
+def test_no_example_part_is_missing_here() -> None:
+    """Every example part exists in trainlab, so no test skips as dropped. A project made with
+    EXAMPLES=drop skips this test (it names dropped parts) and the tests that use them."""
+    from tests.conftest import dropped
+
+    named = "data=signals net=gcn experiment=karate_gcn trainlab.data.graphs trainlab.nets.gnn"
+    assert dropped(named) == []
+    absent = ["data" + "=nowhere", "trainlab.nets" + ".Nothing"]  # split: or this test skips
+    assert dropped(" ".join(absent)) == absent
