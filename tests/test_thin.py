@@ -269,3 +269,36 @@ def test_a_project_made_at_an_older_commit_upgrades_to_this_one(tmp_path: Path) 
     assert shipped.read_text() == (ROOT / "src" / "trainlab" / "project.py").read_text()
     again = _make(project, tmp_path, "upgrade", f"TRAINLAB={ROOT}")
     assert again.returncode == 0 and "already pinned" in again.stdout
+
+
+@pytest.mark.slow
+def test_a_thin_projects_sweep_runs_as_slurm_jobs(project: Path, tmp_path: Path) -> None:
+    """The project's configs travel with its jobs: each SLURM job builds the project's data."""
+    from tests.test_slurm import LAUNCHER, _slurm_missing
+    from tests.test_slurm import NAME as JOBS
+
+    if reason := _slurm_missing():
+        pytest.skip(reason)
+    work = tmp_path / "work"
+    work.mkdir()
+    quick = ["trainer.max_epochs=2", "trainer.accelerator=cpu", "callbacks.progress_bar=null"]
+    try:
+        swept = subprocess.run(
+            [sys.executable, "-m", f"{NAME}.train", "-m", *LAUNCHER, "seed=1,2", *quick],
+            cwd=work,
+            env=_env(project, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        subprocess.run(["scancel", f"--name={JOBS}"], check=False)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    assert "2 ok, 0 failed" in swept.stdout
+    (sweep,) = (work / "logs" / NAME / "multiruns").iterdir()
+    for job in ("0", "1"):
+        env = json.loads((sweep / job / "env.json").read_text())
+        assert env["slurm"]["SLURM_JOB_ID"]  # it ran as a SLURM job
+        config = (sweep / job / "config.yaml").read_text()
+        assert f"_target_: {NAME}.data.SpiralsDataModule" in config
+        assert json.loads((sweep / job / "metrics.json").read_text())["metrics"]["test/acc"] > 0.4
