@@ -73,6 +73,8 @@ def test_env_json_names_the_code_and_the_machine(make_cfg: MakeCfg) -> None:
     assert env["packages"]["torch"] == torch.__version__
     assert env["packages"]["lightning"] == importlib.metadata.version("lightning")
     assert env["cuda"]["available"] == torch.cuda.is_available()
+    threads = {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+    assert env["threads"] == threads
     assert isinstance(env["hostname"], str) and env["python"].count(".") == 2
 
 

@@ -82,6 +82,12 @@ def describe(root: Path, out_dir: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
         "cpus": os.cpu_count(),
+        # torch's reductions run in another order with another thread count: a job run side by
+        # side (joblib's workers get one thread each) need not repeat the same job run alone
+        "threads": {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+        },
         "cuda": {
             "available": cuda,
             "version": torch.version.cuda,
