@@ -6,6 +6,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -302,6 +304,15 @@ class Sleep(pl.Callback):
 
     def on_train_batch_end(self, *args: object) -> None:
         time.sleep(self.seconds)
+
+
+class LogsTheDatabaseUrl(pl.Callback):
+    """A forker's callback that logs a connection URL built from ``$DB_PASSWORD``: the kind of
+    line that would leak a secret into ``train.log`` and the console."""
+
+    def on_train_start(self, *args: object) -> None:
+        password = os.environ.get("DB_PASSWORD", "")
+        logging.getLogger(__name__).info("results go to db with password %s", password)
 
 
 def last_weights(run: Path) -> dict[str, torch.Tensor]:

@@ -306,3 +306,36 @@ def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path
         outputs = [(tmp_path / f"worker{i}" / "worker.log").read_text() for i in range(2)]
         assert _states(storage) == ["COMPLETE"] * 6, "\n".join(o[-2000:] for o in outputs)
         assert sum(_ran(outputs)) == 6 and min(_ran(outputs)) >= 1
+
+
+def test_no_secret_reaches_a_file_a_slurm_sweep_writes(tmp_path: Path) -> None:
+    """A password read through ${oc.env:} and an API key given on the command line: neither is
+    in any file of the sweep (submitit's pickles and job logs, W&B's offline runs, Hydra's
+    copies of the overrides) nor in its console output. (SLURM itself keeps each job's
+    environment in its own state directory, as it does for every job it runs.)"""
+    in_env, in_value = "Env-Sentinel-Slurm-4e1d", "Key-Sentinel-Slurm-b07c"
+    sweep = tmp_path / "sweep"
+    os.environ["DB_PASSWORD"] = in_env  # the job inherits it from the submitting process
+    try:
+        proc = _start(
+            tmp_path,
+            f"hydra.sweep.dir={sweep}",
+            "trainer.max_epochs=1",
+            "seed=1,2",
+            "logger=many",
+            "+db.password=${oc.env:DB_PASSWORD}",
+            f"+tracker.api_key={in_value}",
+        )
+        output = _succeed(proc, tmp_path)
+    finally:
+        del os.environ["DB_PASSWORD"]
+    written = [p for p in sweep.rglob("*") if p.is_file()]
+    assert any(".submitit" in p.parts and p.suffix == ".pkl" for p in written)
+    assert any(p.suffix == ".wandb" for p in written) and any(
+        p.name == "hydra.yaml" for p in written
+    )
+    hits = [
+        f"{p}: {s}" for p in written for s in (in_env, in_value) if s.encode() in p.read_bytes()
+    ]
+    assert hits == [], hits
+    assert in_env not in output and in_value not in output

@@ -59,6 +59,28 @@ def test_no_secret_reaches_a_file_or_the_console(tmp_path: Path) -> None:
     assert [s for s in secrets if s in console] == []
 
 
+@pytest.mark.slow
+def test_a_parallel_sweeps_jobs_mask_secrets_in_their_own_processes(tmp_path: Path) -> None:
+    """Each job of a joblib sweep runs in a worker process of its own: it masks the
+    environment's secrets in its log records as the entry point's process does."""
+    sentinel = "Env-Sentinel-Worker-2c9e"
+    done = run_cli(
+        "trainlab.train",
+        "-m",
+        "hydra/launcher=parallel",
+        "seed=1,2",
+        "+callbacks.leak._target_=tests.helpers.LogsTheDatabaseUrl",
+        *QUICK,
+        cwd=tmp_path,
+        env={"DB_PASSWORD": sentinel, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = list((tmp_path / "logs").rglob("train.log"))
+    assert len(logs) == 2 and all("db with password ***" in p.read_text() for p in logs)
+    assert _hits(tmp_path / "logs", [sentinel]) == []
+    assert sentinel not in done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run directory with best.ckpt and last.ckpt."""

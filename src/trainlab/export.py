@@ -12,9 +12,11 @@ from omegaconf import DictConfig
 
 from trainlab.runtime.cli import reject_bad_config, start
 from trainlab.runtime.configs import HYDRA
+from trainlab.trust.secrets import protect_job
 
 
 def task(cfg: DictConfig) -> None:
+    protect_job()  # a launcher's job runs in a process of its own
     from trainlab.runtime.export import export
 
     report = reject_bad_config(lambda: export(cfg), cfg.paths.output_dir)

@@ -11,9 +11,11 @@ from omegaconf import DictConfig
 from trainlab.runtime.cli import reject_bad_config, start
 from trainlab.runtime.configs import HYDRA
 from trainlab.runtime.ddp import child_argv
+from trainlab.trust.secrets import protect_job
 
 
 def task(cfg: DictConfig) -> float | None:
+    protect_job()  # a launcher's job runs in a process of its own
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

@@ -15,7 +15,8 @@ Three ways to give one, each covered:
   masks it wherever trainlab writes a config (``config.yaml``, hyperparameters to loggers).
 
 :func:`redact` masks URL passwords and every known secret value in a text; every log record
-goes through it (:func:`protect_process`), and so do ``env.json`` and ``git.diff``. Values
+goes through it (:func:`protect_process` in the entry point's process, :func:`protect_job` in
+each job's, where a launcher runs it elsewhere), and so do ``env.json`` and ``git.diff``. Values
 shorter than :data:`MIN_LENGTH` characters are not searched for in free text (they would mask
 ordinary words); their keys and URLs are still masked.
 """
@@ -143,10 +144,16 @@ class _RedactedRecord(logging.LogRecord):
 def protect_process(argv: list[str]) -> list[str]:
     """What an entry point does first: learn the secrets of the environment, scrub the command
     line (returned, for ``sys.argv``), and mask secrets in every log record."""
-    remember_environment()  # TRAINLAB_SECRET_<n> of a parent (DDP, a launcher) included
-    scrubbed = scrub_argv(argv)
+    protect_job()
+    return scrub_argv(argv)
+
+
+def protect_job() -> None:
+    """Learn the environment's secrets (``TRAINLAB_SECRET_<n>`` of a parent included) and mask
+    every log record. Each job does it first: a launcher's job runs in a process of its own
+    (a joblib worker, a SLURM job) where the entry point's :func:`protect_process` never ran."""
+    remember_environment()
     logging.setLogRecordFactory(_RedactedRecord)
-    return scrubbed
 
 
 def redact_file(path: Path) -> None:
