@@ -32,8 +32,10 @@ def _thin(
     )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One thin project for the tests that only read it."""
+    tmp_path = tmp_path_factory.mktemp("thin")
     dest = tmp_path / NAME
     made = _thin(tmp_path, "create", "--name", NAME, "--dest", str(dest))
     assert made.returncode == 0, made.stderr
