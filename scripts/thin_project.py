@@ -223,6 +223,13 @@ def contract_changes(old: dict[str, object], new: dict[str, object], wheel: Path
     return found
 
 
+def ours(project: Path, path: Path) -> bool:
+    """A wheel in the project's ``vendor/``: what an upgrade may remove (a record names it, and
+    a record is a file that may have been edited)."""
+    vendor = (project / "vendor").resolve()
+    return path.suffix == ".whl" and path.is_file() and path.resolve().parent == vendor
+
+
 def upgrade(project: Path, trainlab: Path | None) -> None:
     record_path = project / RECORD
     if not record_path.is_file():
@@ -263,8 +270,9 @@ def upgrade(project: Path, trainlab: Path | None) -> None:
         text = re.sub(rf'"{new["package"]}==[^"]*"', pin, pyproject.read_text())
         write_atomic(pyproject, text.encode())
         write_atomic(project / str(new["wheel"]), wheel.read_bytes())
-        if old["wheel"] != new["wheel"] and (project / old["wheel"]).is_file():
-            (project / old["wheel"]).unlink()  # the wheel the record says this tool wrote
+        stale = project / str(old["wheel"])
+        if old["wheel"] != new["wheel"] and ours(project, stale):
+            stale.unlink()  # the wheel this tool wrote before, and nothing else the record names
         write_atomic(record_path, json.dumps(new, indent=1).encode() + b"\n")
     for rel in kept:
         theirs = root / (rel if rel == "constraints.txt" else f"templates/thin/{rel}")

@@ -150,6 +150,23 @@ def test_a_failed_create_leaves_nothing_behind(
     assert bad.returncode != 0 and "lowercase Python identifier" in bad.stderr
 
 
+def test_an_upgrade_removes_no_file_its_record_points_outside_vendor(tmp_path: Path) -> None:
+    """The record is a file of the project, and may have been edited: the old wheel it names is
+    removed only where it is a wheel in vendor/."""
+    dest = tmp_path / NAME
+    assert _thin(tmp_path, "create", f"--name={NAME}", f"--dest={dest}").returncode == 0
+    victim = tmp_path / "notes.whl"
+    victim.write_text("someone's file")
+    record_path = dest / ".trainlab" / "project.json"
+    record = json.loads(record_path.read_text())
+    record.update(wheel="../notes.whl", sha256="0" * 64)
+    record_path.write_text(json.dumps(record))
+    moved = _thin(tmp_path, "upgrade", f"--project={dest}", f"--trainlab={ROOT}")
+    assert moved.returncode == 0, moved.stderr
+    assert victim.read_text() == "someone's file"
+    assert (dest / "vendor" / "trainlab-0.1.0-py3-none-any.whl").is_file()
+
+
 def _env(project: Path, tmp_path: Path) -> dict[str, str]:
     return {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
