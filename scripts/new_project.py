@@ -19,6 +19,7 @@ installed.
 from __future__ import annotations
 
 import argparse
+import functools
 import keyword
 import os
 import re
@@ -81,19 +82,31 @@ def private(path: Path) -> bool:
     return bool(PRIVATE.search(path.as_posix()))
 
 
-def example_classes(root: Path) -> set[str]:
-    """The classes :data:`EXAMPLE_MODULES` define, as the package's ``__init__`` imports them."""
-    found: set[str] = set()
-    for package in ("data", "nets"):
-        text = (root / "src" / TEMPLATE / package / "__init__.py").read_text()
-        imports = re.findall(rf"^from {TEMPLATE}\.{package}\.(\w+) import (.+)$", text, re.M)
-        for module, names in imports:
-            if (package, module) in EXAMPLE_MODULES:
-                found |= {n.strip() for n in names.split(",")}
+def example_imports(package: str, text: str) -> dict[str, set[str]]:
+    """The names that a package's ``__init__`` (``text``) imports from each example module."""
+    found: dict[str, set[str]] = {}
+    for module, names in re.findall(
+        rf"^from {TEMPLATE}\.{package}\.(\w+) import (.+)$", text, re.M
+    ):
+        if (package, module) in EXAMPLE_MODULES:
+            found[module] = {n.strip() for n in names.split(",")}
     return found
 
 
-def example_config(root: Path, path: Path, classes: set[str]) -> bool:
+@functools.cache
+def example_classes(root: Path) -> frozenset[str]:
+    """The classes :data:`EXAMPLE_MODULES` define, as the packages' ``__init__`` import them."""
+    return frozenset(
+        name
+        for package in ("data", "nets")
+        for names in example_imports(
+            package, (root / "src" / TEMPLATE / package / "__init__.py").read_text()
+        ).values()
+        for name in names
+    )
+
+
+def example_config(root: Path, path: Path, classes: frozenset[str]) -> bool:
     """Whether ``conf/data/x.yaml`` or ``conf/net/x.yaml`` builds an example class (itself, or
     through the config its defaults list extends)."""
     text = (root / path).read_text()
@@ -140,18 +153,13 @@ def drop_examples(rel: Path, text: str, root: Path) -> str:
         return text
     if rel.parts[:2] == ("src", TEMPLATE) and rel.name == "__init__.py" and len(rel.parts) == 4:
         package = rel.parts[2]
-        names = set()
-        for module, listed in re.findall(
-            rf"^from {TEMPLATE}\.{package}\.(\w+) import (.+)$", text, re.M
-        ):
-            if (package, module) in EXAMPLE_MODULES:
-                names |= {n.strip() for n in listed.split(",")}
-                text = re.sub(
-                    rf"^from {TEMPLATE}\.{package}\.{module} import .+\n", "", text, flags=re.M
-                )
-        for name in names:
-            text = re.sub(rf'^    "{name}",\n', "", text, flags=re.M)
-            text = re.sub(rf'"{name}", |, "{name}"(?=\])', "", text)
+        for module, names in example_imports(package, text).items():
+            text = re.sub(
+                rf"^from {TEMPLATE}\.{package}\.{module} import .+\n", "", text, flags=re.M
+            )
+            for name in names:
+                text = re.sub(rf'^    "{name}",\n', "", text, flags=re.M)
+                text = re.sub(rf'"{name}", |, "{name}"(?=\])', "", text)
         return text
     for extra in EXAMPLE_EXTRAS:
         if rel == Path("pyproject.toml"):

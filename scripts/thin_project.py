@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from new_project import check_name, fresh_history, private, template_files
 
@@ -100,17 +101,29 @@ def build_wheel(root: Path, out: Path) -> Path:
     return wheel
 
 
-def contracts_of(wheel: Path, package: str) -> dict[str, list[dict[str, object]]]:
-    """The contracts the wheel's trainlab states (read from the wheel, without site-packages)."""
+def from_wheel(wheel: Path, package: str, call: str, given: object = None) -> Any:
+    """``<package>.contracts.<call>(*given)`` as the wheel's trainlab answers it, in a Python
+    without site-packages (``given`` and the answer travel as JSON)."""
     code = (
-        f"import json, sys; sys.path.insert(0, {str(wheel)!r}); "
-        f"from {package}.contracts import snapshot; print(json.dumps(snapshot()))"
+        "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        f"from {package}.contracts import {call}; "
+        f"print(json.dumps({call}(*json.load(sys.stdin))))"
     )
-    read = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
-    if read.returncode != 0:
-        raise SystemExit(f"thin-project: error: {wheel.name} has no contracts:\n{read.stderr}")
-    found: dict[str, list[dict[str, object]]] = json.loads(read.stdout)
-    return found
+    said = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(wheel)],
+        input=json.dumps(given or []),
+        capture_output=True,
+        text=True,
+    )
+    if said.returncode != 0:
+        raise SystemExit(f"thin-project: error: {wheel.name}'s contracts.{call}:\n{said.stderr}")
+    return json.loads(said.stdout)
+
+
+def pin(text: str, record: dict[str, Any]) -> str:
+    """pyproject.toml's ``"trainlab==..."`` pinned to the record's version."""
+    package = record["package"]
+    return re.sub(rf'"{package}==[^"]*"', f'"{package}=={record["version"]}"', text)
 
 
 def digest(data: bytes) -> str:
@@ -124,7 +137,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def pinned(root: Path, out: Path) -> dict[str, object]:
+def pinned(root: Path, out: Path) -> dict[str, Any]:
     """Build ``root``'s wheel into ``out`` and describe it as the record holds it."""
     package, version = package_of(root)
     commit, dirty = git_state(root)
@@ -137,7 +150,7 @@ def pinned(root: Path, out: Path) -> dict[str, object]:
         "dirty": dirty,
         "wheel": f"vendor/{wheel.name}",
         "sha256": digest(wheel.read_bytes()),
-        "contracts": contracts_of(wheel, package),
+        "contracts": from_wheel(wheel, package, "snapshot"),
     }
 
 
@@ -167,8 +180,7 @@ def create(name: str, dest: Path) -> None:
                 continue
             text = path.read_text().replace(EXAMPLE, name)
             if rel == Path("pyproject.toml"):  # the pin: this checkout's version
-                pin = f'"{record["package"]}=={record["version"]}"'
-                text = re.sub(rf'"{record["package"]}==[^"]*"', pin, text)
+                text = pin(text, record)
             target = stage / str(rel).replace(EXAMPLE, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
@@ -204,25 +216,6 @@ def commits_between(root: Path, old: object, new: object) -> list[str]:
     return [line[:120] for line in log.stdout.splitlines()]
 
 
-def contract_changes(old: dict[str, object], new: dict[str, object], wheel: Path) -> list[str]:
-    """:func:`trainlab.contracts.changes` between the two records, as the new ``wheel`` says."""
-    code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); "
-        f"from {new['package']}.contracts import changes; "
-        "print(json.dumps(changes(*json.load(sys.stdin))))"
-    )
-    said = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(wheel)],
-        input=json.dumps([old["contracts"], new["contracts"]]),
-        capture_output=True,
-        text=True,
-    )
-    if said.returncode != 0:
-        raise SystemExit(f"thin-project: error: comparing the contracts failed:\n{said.stderr}")
-    found: list[str] = json.loads(said.stdout)
-    return found
-
-
 def ours(project: Path, path: Path) -> bool:
     """A wheel in the project's ``vendor/``: what an upgrade may remove (a record names it, and
     a record is a file that may have been edited)."""
@@ -240,35 +233,33 @@ def upgrade(project: Path, trainlab: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         new = pinned(root, Path(tmp))
         wheel = Path(tmp) / Path(str(new["wheel"])).name
-        kept, updated, new["owned"] = [], [], dict(old.get("owned", {}))
-        for rel, data in owned_files(root, name).items():
+        written, owned = old.get("owned", {}), owned_files(root, name)
+        kept, updated, new["owned"] = [], [], dict(written)
+        for rel, data in owned.items():
             here = project / rel
             now = digest(here.read_bytes()) if here.is_file() else None
-            if now != digest(data) and now is not None and now != old.get("owned", {}).get(rel):
+            if now != digest(data) and now is not None and now != written.get(rel):
                 kept.append(rel)  # the project edited it: never overwritten
             elif now != digest(data):
                 updated.append(rel)
-            new["owned"][rel] = digest(data) if rel not in kept else old.get("owned", {}).get(rel)
+            new["owned"][rel] = digest(data) if rel not in kept else written.get(rel)
         same = new["sha256"] == old["sha256"] and not updated
         if same and new["commit"] == old["commit"]:
             print(f"{name}: already pinned to this trainlab ({new['commit'] or new['sha256']})")
             return
         print(f"{name}: trainlab {old['version']} at {old['commit']} -> ", end="")
         print(f"{new['version']} at {new['commit']}{' (with uncommitted changes)' * new['dirty']}")
-        changes = contract_changes(old, new, wheel)
+        changes = from_wheel(wheel, new["package"], "changes", [old["contracts"], new["contracts"]])
         print("contracts:", *(changes or ["no change"]), sep="\n  ")
         if commits := commits_between(root, old["commit"], new["commit"]):
             print(f"commits ({len(commits)}):", *commits[:40], sep="\n  ")
         if new["sha256"] == old["sha256"]:
             print("the wheel is the same: trainlab's code did not change")
-        for rel, data in owned_files(root, name).items():
-            if rel in updated:
-                write_atomic(project / rel, data)
-                print(f"{rel}: updated")
+        for rel in updated:
+            write_atomic(project / rel, owned[rel])
+            print(f"{rel}: updated")
         pyproject = project / "pyproject.toml"
-        pin = f'"{new["package"]}=={new["version"]}"'
-        text = re.sub(rf'"{new["package"]}==[^"]*"', pin, pyproject.read_text())
-        write_atomic(pyproject, text.encode())
+        write_atomic(pyproject, pin(pyproject.read_text(), new).encode())
         write_atomic(project / str(new["wheel"]), wheel.read_bytes())
         stale = project / str(old["wheel"])
         if old["wheel"] != new["wheel"] and ours(project, stale):

@@ -42,7 +42,7 @@ def main(entry: str, conf: Path, name: str) -> None:
     task = importlib.import_module(f"trainlab.{entry}").task
     if entry == "train":
         sys.argv = child_argv(sys.argv)  # a DDP child runs only its own sweep job
-        run = hydra.main(version_base="1.3", config_path=str(conf), config_name=name)(task)
+        run = hydra.main(**{**HYDRA, "config_path": str(conf)}, config_name=name)(task)
         start(entry, run, (conf, CONFIG_DIR), name)
         return
     if not any(a in ("-cd", "--config-dir") or a.startswith("--config-dir=") for a in sys.argv):
