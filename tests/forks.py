@@ -164,3 +164,41 @@ class NoTrainingStep(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class TestErrors(pl.Callback):
+    """A forker's callback that reports: counts the test split's errors by (true, predicted)
+    pair and reports them through the three members of the callback contract."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[str, int] = {}
+        self.trained_batches = 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self.trained_batches += 1
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        x, y = batch
+        pred = pl_module(x).argmax(1)
+        for true, guess in zip(y.tolist(), pred.tolist(), strict=True):
+            if true != guess:
+                self.pairs[f"{true}->{guess}"] = self.pairs.get(f"{true}->{guess}", 0) + 1
+
+    def report_metrics(self) -> dict[str, float]:
+        return {"test/errors": float(sum(self.pairs.values()))}
+
+    def report_summary(self) -> dict[str, Any]:
+        return {"test_errors": dict(sorted(self.pairs.items(), key=lambda kv: -kv[1]))}
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"trained_batches": self.trained_batches}  # read after training, before the test

@@ -5,6 +5,7 @@ images on disk. Each test checks that the model learns, not only that it runs.""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +178,23 @@ def test_bad_image_folder_settings(
     cfg = make_cfg("data=image_folder", f"data.root={digits_pngs}", *overrides, *QUICK)
     with pytest.raises(ConfigError, match=message):
         fit(cfg)
+
+
+def test_your_own_callback_reports_into_the_runs_files(make_cfg: MakeCfg) -> None:
+    cfg = make_cfg(
+        "trainer.max_epochs=3", "+callbacks.errors._target_=tests.forks.TestErrors", *QUICK
+    )
+    metrics = fit(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "metrics.json").read_text())
+    diagnostics = json.loads((run / "diagnostics.json").read_text())
+    assert diagnostics["trained_batches"] == 3 * math.ceil(
+        1257 / cfg.data.batch_size
+    )  # 70% of 1,797
+    errors = summary["metrics"]["test/errors"]
+    assert errors == metrics["test/errors"] == sum(summary["test_errors"].values())
+    assert errors == pytest.approx(360 * (1 - metrics["test/acc"]), abs=0.5)
+    assert summary["baselines"]["verdict"]  # beside the bundled callbacks' sections
 
 
 def test_the_readme_states_each_contract_as_the_code_has_it() -> None:

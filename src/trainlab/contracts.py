@@ -123,7 +123,17 @@ CALLBACK: tuple[Member, ...] = (
         False,
         "`{name: float}` after the test, merged into `metrics.json` (the run's metrics)",
     ),
-    Member("diagnostics()", False, "`{key: value}` merged into `diagnostics.json`"),
+    Member(
+        "report_summary()",
+        False,
+        "`{key: value}` after the test, put into `metrics.json` beside `metrics` (the "
+        "baselines' verdict and notes are `baselines`); the run's own keys win",
+    ),
+    Member(
+        "diagnostics()",
+        False,
+        "`{key: value}` merged into `diagnostics.json`, read once training ends (before the test)",
+    ),
     Member(
         "stop_reason",
         False,

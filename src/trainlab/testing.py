@@ -102,6 +102,10 @@ def check_learns(cfg: DictConfig, margin: float = 0.05) -> dict[str, float]:
     with open_dict(cfg):
         cfg.baselines = True
         cfg.test = True
+        if cfg.get("callbacks") is None:
+            cfg.callbacks = {}
+        if cfg.callbacks.get("baselines") is None:  # a project that left the part out
+            cfg.callbacks.baselines = {"_target_": "trainlab.callbacks.ScoreBaselines"}
     metrics = fit(cfg)
     task = "classification" if "test/acc" in metrics else "regression"
     metric = "acc" if task == "classification" else "r2"

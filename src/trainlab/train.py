@@ -21,7 +21,6 @@ def task(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
     from lightning.pytorch.utilities import rank_zero_only
 
-    from trainlab.experiments.baselines import baseline_summary
     from trainlab.runtime.ddp import JobScope
     from trainlab.runtime.training import fit, objective
     from trainlab.sweeps import survive
@@ -44,6 +43,17 @@ def task(cfg: DictConfig) -> float | None:
         if baselines := baseline_summary(metrics, "test"):
             print(f"baselines on test: {baselines}")
     return objective(metrics, cfg.get("optimized_metric"))
+
+
+def baseline_summary(metrics: dict[str, float], split: str) -> str:
+    """``"logistic acc 0.96, f1 0.96; majority acc 0.1, f1 0.02"`` for ``split``: the
+    ``baseline/<name>/<split>/<metric>`` numbers that the baselines callback reported."""
+    found: dict[str, list[str]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == "baseline" and parts[2] == split:
+            found.setdefault(parts[1], []).append(f"{parts[3]} {value:.4g}")
+    return "; ".join(f"{name} " + ", ".join(values) for name, values in found.items())
 
 
 def main() -> None:

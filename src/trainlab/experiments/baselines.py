@@ -231,13 +231,3 @@ def judge(metrics: dict[str, float], baselines: Baselines, monitor: str, mode: s
             f"{base:.4g}. A {name} model does as well here; try more data, a better-suited net "
             "or other hyperparameters, or use the simpler model"
         )
-
-
-def baseline_summary(metrics: dict[str, float], split: str) -> str:
-    """``"logistic acc 0.96, f1 0.96; majority acc 0.1, f1 0.02"`` for ``split``."""
-    found: dict[str, list[str]] = {}
-    for key, value in metrics.items():
-        parts = key.split("/")
-        if len(parts) == 4 and parts[0] == "baseline" and parts[2] == split:
-            found.setdefault(parts[1], []).append(f"{parts[3]} {value:.4g}")
-    return "; ".join(f"{name} " + ", ".join(values) for name, values in found.items())

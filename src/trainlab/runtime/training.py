@@ -20,9 +20,7 @@ from trainlab.callbacks.monitor import MonitorCheck
 from trainlab.callbacks.random_state import RandomState
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
-from trainlab.experiments.baselines import Baselines, fit_baselines, judge
 from trainlab.extras import require_for_loggers
-from trainlab.loggers.wandb import mark_runs
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
 from trainlab.runtime.configs import config_dirs, save_config
 from trainlab.runtime.environment import describe
@@ -88,11 +86,6 @@ def check_top_level(cfg: DictConfig) -> None:
         check_checkpoint(ckpt_path, resume=True)
     if cfg.get("resume") not in (None, "auto"):
         raise ConfigError(f"resume must be auto or null, got {cfg.resume!r}")
-    if not isinstance(cfg.get("baselines", True), bool):
-        raise ConfigError(f"baselines must be true or false, got {cfg.baselines!r}")
-    cap = cfg.get("baseline_samples", 5000)
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
-        raise ConfigError(f"baseline_samples must be a positive integer, got {cap!r}")
 
 
 TRAINER_INTS = (
@@ -221,31 +214,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(redact_config(OmegaConf.to_container(cfg, resolve=True)))
 
-    try:
-        metrics = _train_and_test(cfg, trainer, model, dm, out_dir, suggested_lr)
-    except Exception as err:
-        mark_runs(trainer.loggers, "failed", f"{type(err).__name__}: {err}", failed=True)
-        raise
-    return metrics
-
-
-def score_baselines(
-    cfg: DictConfig, model: Any, dm: Any, metrics: dict[str, float], trainer: pl.Trainer
-) -> Baselines:
-    """Fit the run's baselines, say whether the network beats them, and log their numbers to
-    every logger."""
-    found = fit_baselines(model, dm, cfg.get("baseline_samples", 5000), cfg.seed or 0)
-    monitor = getattr(model, "hparams", {}).get("monitor")
-    if monitor:
-        judge(metrics, found, monitor, model.hparams.get("mode", "min"))
-    for note in found.notes:
-        log.info("baselines: %s", note)
-    if found.verdict:
-        log.log(logging.INFO if found.beaten else logging.WARNING, "%s", found.verdict)
-    for logger in trainer.loggers if found.metrics else []:
-        logger.log_metrics(found.metrics, step=trainer.global_step)
-        logger.save()
-    return found
+    return _train_and_test(cfg, trainer, model, dm, out_dir, suggested_lr)
 
 
 def _train_and_test(
@@ -256,7 +225,7 @@ def _train_and_test(
     out_dir: Path,
     suggested_lr: float | None,
 ) -> dict[str, float]:
-    """Fit, test the best checkpoint, score the baselines, write metrics.json."""
+    """Fit, test the best checkpoint, write metrics.json with what the callbacks report."""
     with lightning_says_what_is_missing(model):
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
@@ -268,6 +237,7 @@ def _train_and_test(
     best = str(getattr(trainer.checkpoint_callback, "best_model_path", "") or "")
     ckpt = best or None  # no checkpoint (fast_dev_run): evaluate the weights in memory
     metrics: dict[str, float] = {}
+    reported: dict[str, Any] = {}  # the callbacks' sections of metrics.json, e.g. baselines
     if cfg.get("test", True):
         metrics.update(
             _as_floats(
@@ -281,18 +251,15 @@ def _train_and_test(
                 trainer.test(model, datamodule=dm, ckpt_path=ckpt, verbose=False, weights_only=True)
             )
         )
-        for callback in getattr(trainer, "callbacks", []):  # e.g. calibration: its headline numbers
-            report = getattr(callback, "report_metrics", None)
-            if callable(report):
+        for callback in getattr(trainer, "callbacks", []):  # e.g. calibration, baselines
+            if callable(report := getattr(callback, "report_metrics", None)):
                 metrics.update(report())
-    baselines = None
-    if trainer.is_global_zero and cfg.get("test", True) and cfg.get("baselines", True):
-        baselines = score_baselines(cfg, model, dm, metrics, trainer)
-        metrics.update(baselines.metrics)
+            if callable(summarize := getattr(callback, "report_summary", None)):
+                reported.update(summarize())
     if trainer.is_global_zero:
         summary = {
+            **reported,
             "metrics": metrics,
-            "baselines": baselines.as_dict() if baselines is not None else None,
             "best_checkpoint": best or None,
             "epochs": epochs,
             "global_step": steps,
@@ -304,8 +271,6 @@ def _train_and_test(
         write_atomic(
             out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2, allow_nan=True)
         )
-        if reason.startswith("diverged"):
-            mark_runs(trainer.loggers, "diverged", reason)
     return metrics
 
 

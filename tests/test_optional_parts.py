@@ -1,0 +1,84 @@
+"""Baselines, calibration, the diagnostics and W&B run marking are parts, not branches of the
+pipeline: a run (and a fork) can leave each out, down to deleting its modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import ROOT, run_cli
+
+# The modules of the optional parts; the run below trains with none of them importable.
+OPTIONAL = (
+    "trainlab.callbacks.baselines",
+    "trainlab.experiments.baselines",
+    "trainlab.callbacks.run_status",
+    "trainlab.loggers.wandb",
+    "trainlab.callbacks.calibration",
+    "trainlab.calibration",
+    "trainlab.callbacks.gradients",
+    "trainlab.callbacks.dead_units",
+    "trainlab.callbacks.divergence",
+    "trainlab.callbacks.gap",
+    "trainlab.callbacks.curves",
+    "trainlab.callbacks.learning",
+    "trainlab.experiments.report",
+    "trainlab.report",
+)
+# Their config entries, as a fork that deleted them would leave callbacks/default.yaml.
+ENTRIES = (
+    "baselines",
+    "wandb_status",
+    "calibration",
+    "gradient_health",
+    "dead_units",
+    "divergence_guard",
+    "gap",
+    "learning_curves",
+    "learning_check",
+)
+
+DELETED = f"""
+import runpy, sys
+from importlib.abc import MetaPathFinder
+
+class Deleted(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == m or name.startswith(m + ".") for m in {OPTIONAL!r}):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (deleted)", name=name)
+        return None
+
+sys.meta_path.insert(0, Deleted())
+runpy.run_module("trainlab.train", run_name="__main__", alter_sys=True)
+"""
+
+
+def _train_without_parts(tmp_path: Path, *overrides: str) -> tuple[int, str, Path | None]:
+    (tmp_path / "without_parts.py").write_text(DELETED)
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    quick = ("trainer.max_epochs=3", "callbacks.progress_bar=null", f"hydra.run.dir={tmp_path}/run")
+    result = run_cli("without_parts", *quick, *overrides, cwd=tmp_path, env=env)
+    out = tmp_path / "run"
+    return result.returncode, result.stdout + result.stderr, out if out.is_dir() else None
+
+
+def test_a_run_trains_with_every_optional_part_deleted(tmp_path: Path) -> None:
+    left_out = [f"callbacks.{name}=null" for name in ENTRIES]
+    code, output, run = _train_without_parts(tmp_path, *left_out)
+    assert code == 0, output[-3000:]
+    assert run is not None
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["metrics"]["test/acc"] > 0.9  # it learns
+    assert "baselines" not in summary
+    assert not [k for k in summary["metrics"] if k.startswith(("baseline/", "test/ece"))]
+    assert not (run / "calibration.json").exists()
+    assert not (run / "learning_curves.png").exists()
+
+
+def test_the_deleted_modules_are_really_gone(tmp_path: Path) -> None:
+    """The same run with the baselines' entry kept fails on the deleted module: the test above
+    trains without it, not beside it."""
+    left_out = [f"callbacks.{name}=null" for name in ENTRIES if name != "baselines"]
+    code, output, _ = _train_without_parts(tmp_path, *left_out)
+    assert code != 0
+    assert "trainlab.callbacks.baselines" in output and "deleted" in output
