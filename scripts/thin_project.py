@@ -102,15 +102,19 @@ def build_wheel(root: Path, out: Path) -> Path:
 
 
 def from_wheel(wheel: Path, package: str, call: str, given: object = None) -> Any:
-    """``<package>.contracts.<call>(*given)`` as the wheel's trainlab answers it, in a Python
-    without site-packages (``given`` and the answer travel as JSON)."""
+    """``<package>.contracts.<call>(*given)`` as the wheel's trainlab answers it (``given`` and
+    the answer travel as JSON). The wheel comes first on the path, before any trainlab that is
+    installed; its dependencies come from this Python's site-packages (the signatures of the
+    API need them)."""
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        f"import {package}; "
+        f"assert {package}.__file__.startswith(sys.argv[1]), {package}.__file__; "
         f"from {package}.contracts import {call}; "
         f"print(json.dumps({call}(*json.load(sys.stdin))))"
     )
     said = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(wheel)],
+        [sys.executable, "-c", code, str(wheel)],
         input=json.dumps(given or []),
         capture_output=True,
         text=True,

@@ -127,6 +127,27 @@ def test_contract_changes_name_the_breaking_ones_first() -> None:
     assert contracts.changes(old, old) == []
 
 
+def test_api_changes_say_whether_a_projects_calls_still_fit() -> None:
+    """The signatures of what a project calls: a new optional parameter fits its calls, a
+    parameter removed or made required does not; a project recorded without them gets none."""
+
+    def v1(cfg: object, margin: float = 0.05) -> None: ...
+    def more(cfg: object, margin: float = 0.05, seeds: int = 1) -> None: ...
+    def fewer(cfg: object) -> None: ...
+    def required(cfg: object, margin: float) -> None: ...
+
+    old = {"api": [contracts.call_shape("check", v1), contracts.call_shape("gone", v1)]}
+    for version, fits in ((more, True), (fewer, False), (required, False)):
+        said = contracts.changes(old, {"api": [contracts.call_shape("check", version)]})
+        now = contracts.call_shape("check", version)["signature"]
+        line = f"api: `check(cfg, margin=0.05)` is now `check{now}`"
+        assert "breaking: api: `gone` removed" in said
+        assert (line in said) if fits else (f"breaking: {line}" in said), said
+    said = contracts.changes({"DataModule": []}, {"DataModule": [], **old})
+    assert said == ["api: the old version recorded no signatures; the commits say what changed"]
+    assert [e["name"] for e in contracts.snapshot()["api"]] == list(contracts.API)
+
+
 def test_a_failed_create_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,11 +294,14 @@ def test_a_project_made_at_an_older_commit_upgrades_to_this_one(tmp_path: Path) 
     said = upgraded.stdout
     assert f"trainlab 0.1.0 at {record['commit']} -> 0.1.0 at {head.stdout.strip()}" in said
     assert "contracts:" in said and "commits (" in said
+    assert "callback: `report_summary()` added, optional" in said  # new since that commit
+    assert "api: the old version recorded no signatures" in said
     assert ".gitignore: you edited it, so it is left as it is" in said
     assert "/notes/" in (project / ".gitignore").read_text()
     assert " passed" in said  # make upgrade ran the project's tests
     after = json.loads((project / ".trainlab" / "project.json").read_text())
     assert after["commit"] == head.stdout.strip()
+    assert after["contracts"] == contracts.snapshot()  # signatures included: the next diff has them
     loaded = subprocess.run(
         [str(python), "-c", "import trainlab.project as p; print(p.__file__)"],
         capture_output=True,

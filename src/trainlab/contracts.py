@@ -6,16 +6,20 @@ optional, and what trainlab does with it) and, for the required part, a ``Protoc
 reads nothing else of these objects (``tests/test_contracts.py`` scans ``src/`` for it), and the
 README's tables are these tables (``python -m trainlab.contracts`` prints them; a test checks
 the README holds them; ``--json`` gives the :func:`snapshot` a project records, and
-:func:`changes` what an upgrade changed). Everything else in trainlab is its own business.
+:func:`changes` what an upgrade changed). A thin project also calls and subclasses a few of
+trainlab's functions and classes (:data:`API`); the snapshot holds their signatures. Everything
+else in trainlab is its own business.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -180,13 +184,101 @@ def markdown(members: tuple[Member, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def snapshot() -> dict[str, list[dict[str, object]]]:
-    """Every contract as plain data: what a project records of the trainlab it was made with,
-    so that an upgrade can say what changed (``scripts/thin_project.py``)."""
+# What a thin project calls, subclasses or overrides of trainlab's code (its template does each):
+# an upgrade compares their signatures.
+API = (
+    "trainlab.project.main",
+    "trainlab.testing.compose",
+    "trainlab.testing.check_parts",
+    "trainlab.testing.check_learns",
+    "trainlab.data.base.InMemoryDataModule",
+    "trainlab.data.base.InMemoryDataModule.load",
+    "trainlab.data.base.Loaded",
+    "trainlab.models.ClassificationModel",
+    "trainlab.models.RegressionModel",
+    "trainlab.models.base.Model.loss",
+    "trainlab.errors.ConfigError",
+)
+
+
+def _resolve(dotted: str) -> Any:
+    """The object a dotted name of :data:`API` names (a module's member, or a member's)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            found: Any = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a module it imports is missing: say so
+                raise
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(dotted)
+
+
+def call_shape(name: str, obj: Any) -> dict[str, object]:
+    """``{"name", "signature", "parameters"}`` of a function or class (by its constructor): each
+    parameter as ``[name, kind, has_default]``."""
+    signature = inspect.signature(obj.__init__ if isinstance(obj, type) else obj)  # type: ignore[misc]
+    params = [p for p in signature.parameters.values() if p.name != "self"]
+    shown = [
+        str(p.replace(annotation=inspect.Parameter.empty))
+        for p in params  # without annotations: what a caller writes
+    ]
     return {
+        "name": name,
+        "signature": f"({', '.join(shown)})",
+        "parameters": [[p.name, p.kind.name, p.default is not p.empty] for p in params],
+    }
+
+
+def snapshot() -> dict[str, list[dict[str, object]]]:
+    """Every contract as plain data, and the signatures of :data:`API`: what a project records
+    of the trainlab it was made with, so that an upgrade can say what changed
+    (``scripts/thin_project.py``)."""
+    found: dict[str, list[dict[str, object]]] = {
         name: [{"name": m.name, "required": m.required, "meaning": m.meaning} for m in members]
         for name, members in CONTRACTS.items()
     }
+    found["api"] = [call_shape(name, _resolve(name)) for name in API]
+    return found
+
+
+def _still_calls(old: list[list[Any]], new: list[list[Any]]) -> bool:
+    """Whether every call that fit parameters ``old`` still fits ``new``: no parameter gone or
+    of another kind, none that had a default lost it, and every new one has a default."""
+    before = {name: (kind, default) for name, kind, default in old}
+    after = {name: (kind, default) for name, kind, default in new}
+    for name, (kind, default) in before.items():
+        if name not in after and "VAR_" not in kind:
+            return False
+        if name in after and (after[name][0] != kind or (default and not after[name][1])):
+            return False
+    return all(
+        default or "VAR_" in kind for name, (kind, default) in after.items() if name not in before
+    )
+
+
+def _api_changes(
+    old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    before = {str(e["name"]): e for e in old}
+    after = {str(e["name"]): e for e in new}
+    breaking: list[str] = []
+    other: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        was, now = before.get(name), after.get(name)
+        if now is None:
+            breaking.append(f"api: `{name}` removed")
+        elif was is None:
+            other.append(f"api: `{name}{now['signature']}` added")
+        elif was["signature"] != now["signature"]:
+            line = f"api: `{name}{was['signature']}` is now `{name}{now['signature']}`"
+            fits = _still_calls(was["parameters"], now["parameters"])
+            (other if fits else breaking).append(line)
+    return breaking, other
 
 
 def changes(
@@ -196,7 +288,11 @@ def changes(
     member removed, or now required)."""
     breaking: list[str] = []
     other: list[str] = []
-    for point in sorted(set(old) | set(new)):
+    if "api" in old and "api" in new:
+        breaking, other = _api_changes(old["api"], new["api"])
+    elif "api" in new:  # a project made before signatures were recorded
+        other.append("api: the old version recorded no signatures; the commits say what changed")
+    for point in sorted((set(old) | set(new)) - {"api"}):
         before = {str(m["name"]): m for m in old.get(point, [])}
         after = {str(m["name"]): m for m in new.get(point, [])}
         for name in sorted(set(before) | set(after)):
