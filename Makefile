@@ -48,7 +48,7 @@ format: $(STAMP)  ## format and fix what ruff can
 	$(BIN)/ruff format src tests scripts templates
 	$(BIN)/ruff check --fix src tests scripts templates
 
-typecheck: $(STAMP)  ## mypy on src/
+typecheck: $(STAMP)  ## mypy on src/ and scripts/
 	$(BIN)/mypy
 
 hooks: $(STAMP)  ## install the git pre-commit hooks (ruff and mypy from .venv, offline)

@@ -19,14 +19,19 @@ installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import keyword
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 TEMPLATE = "trainlab"
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,6 +221,39 @@ def fresh_history(dest: Path, name: str) -> None:
     git(*identity, "commit", "-q", "-m", f"Start {name} from the {TEMPLATE} template")
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # so that staged() removes what it made
+
+
+@contextlib.contextmanager
+def staged(dest: Path, tool: str) -> Iterator[Path]:
+    """A hidden folder beside ``dest`` to write the project into, renamed to ``dest`` once it
+    is whole. On an error, Ctrl-C or SIGTERM, it is removed with the folders made for it: a
+    project is there whole or not at all (a SIGKILL leaves the hidden ``.<name>-*`` folder,
+    which no later run reads or collides with). ``dest`` must not exist: nothing is
+    overwritten."""
+    if dest.exists():
+        raise SystemExit(
+            f"{tool}: error: {dest} exists; choose another DEST (nothing is overwritten)"
+        )
+    made = [p for p in reversed(dest.parents) if not p.exists()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield stage
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)  # a folder as mkdir makes it, not mkdtemp's private one
+        stage.rename(dest)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(stage, ignore_errors=True)
+        if not dest.exists():
+            for folder in reversed(made):
+                folder.rmdir()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", required=True, help="the new package name, e.g. myproj")
@@ -225,13 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     name = check_name(args.name)
     dest = (args.dest or ROOT.parent / name).resolve()
-    if dest.exists():
-        raise SystemExit(
-            f"new-project: error: {dest} exists; choose another DEST (nothing is overwritten)"
-        )
-    count = copy(ROOT, dest, name, args.examples)
-    if not args.no_git:
-        fresh_history(dest, name)
+    with staged(dest, "new-project") as stage:
+        count = copy(ROOT, stage, name, args.examples)
+        if not args.no_git:
+            fresh_history(stage, name)
     print(f"{name}: {count} files in {dest}\nnext: cd {dest} && make test")
     return 0
 

@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from new_project import check_name, fresh_history, private, template_files
+from new_project import check_name, fresh_history, private, staged, template_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "thin"
@@ -168,12 +168,7 @@ def owned_files(root: Path, name: str) -> dict[str, bytes]:
 
 
 def create(name: str, dest: Path) -> None:
-    if dest.exists():
-        raise SystemExit(f"thin-project: error: {dest} exists; choose another DEST")
-    made = [p for p in reversed(dest.parents) if not p.exists()]  # removed again on failure
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
+    with staged(dest, "thin-project") as stage:
         record = pinned(ROOT, stage / "vendor")
         prefix = len(TEMPLATE.relative_to(ROOT).parts)
         for listed in template_files(ROOT):
@@ -189,20 +184,11 @@ def create(name: str, dest: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
         owned = owned_files(ROOT, name)
-        for rel, data in owned.items():
-            (stage / rel).write_bytes(data)
-        record["owned"] = {rel: digest(data) for rel, data in owned.items()}
+        for name_in_project, data in owned.items():
+            (stage / name_in_project).write_bytes(data)
+        record["owned"] = {name_in_project: digest(data) for name_in_project, data in owned.items()}
         write_atomic(stage / RECORD, json.dumps(record, indent=1).encode() + b"\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        stage.chmod(0o777 & ~umask)  # a folder as mkdir makes it, not mkdtemp's private one
         fresh_history(stage, name)
-        stage.rename(dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if not dest.exists():
-            for folder in reversed(made):
-                folder.rmdir()
     lines = sum(len(p.read_text().splitlines()) for p in (dest / "src").rglob("*.py"))
     print(f"{name}: a thin project in {dest} ({lines} lines in src/), pinned to trainlab ", end="")
     print(f"{record['version']} at {record['commit'] or 'an unrecorded commit'}")

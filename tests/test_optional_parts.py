@@ -4,6 +4,7 @@ pipeline: a run (and a fork) can leave each out, down to deleting its modules.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import ROOT, run_cli
@@ -62,7 +63,9 @@ runpy.run_module("trainlab.train", run_name="__main__", alter_sys=True)
 
 def _train_without_parts(tmp_path: Path, *overrides: str) -> tuple[int, str, Path | None]:
     (tmp_path / "without_parts.py").write_text(DELETED)
-    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    }
     quick = ("trainer.max_epochs=3", "callbacks.progress_bar=null", f"hydra.run.dir={tmp_path}/run")
     result = run_cli("without_parts", *quick, *overrides, cwd=tmp_path, env=env)
     out = tmp_path / "run"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,28 @@ def test_new_project_renames_everything_and_refuses_to_overwrite(tmp_path: Path)
     assert again.returncode != 0 and "exists; choose another DEST" in again.stderr
     bad = _new_project(tmp_path, "--name", "My-Proj", "--dest", str(tmp_path / "x"))
     assert bad.returncode != 0 and "must be a lowercase Python identifier" in bad.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_new_project_stopped_midway_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
+    """Stopped while it writes the copy (SIGTERM, Ctrl-C), it removes what it made, the
+    folders above DEST included: a later run with the same DEST works."""
+    dest = tmp_path / "made" / "for" / "forkedproj"
+    script = ROOT / "scripts" / "new_project.py"
+    started = subprocess.Popen(
+        [sys.executable, str(script), "--name", "forkedproj", "--dest", str(dest)],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(dest.parent.glob(".forkedproj-*/*")) and time.monotonic() < deadline:
+        time.sleep(0.005)  # until it has begun to write
+    started.send_signal(signum)
+    assert started.wait(60) != 0, started.stderr.read() if started.stderr else ""
+    assert not dest.exists() and not (tmp_path / "made").exists()
+    assert _new_project(tmp_path, "--name", "forkedproj", "--dest", str(dest)).returncode == 0
+    assert (dest / "src" / "forkedproj" / "train.py").is_file()
 
 
 def test_new_project_never_copies_credentials_or_data(tmp_path: Path) -> None:
