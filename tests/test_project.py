@@ -45,6 +45,8 @@ def test_pre_commit_hooks_run_offline_and_catch_a_badly_formatted_file(tmp_path:
         shutil.copy(ROOT / name, repo / name)
     (repo / ".venv").symlink_to(bin_dir.parent)
     (repo / "src" / "pkg" / "__init__.py").write_text('"""A package."""\n')
+    (repo / "scripts").mkdir()  # mypy checks src/ and scripts/ (pyproject.toml)
+    (repo / "scripts" / "tool.py").write_text('"""A script."""\n')
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PRE_COMMIT_HOME": str(tmp_path / "pc")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
