@@ -92,7 +92,7 @@ CASES = {
         r"EarlyStopping patience must be >= 0 .* got -2",
     ),
 }
-QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null"]
+QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "callbacks.learning_curves=null"]
 
 
 @pytest.mark.parametrize("case", list(CASES))

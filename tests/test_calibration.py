@@ -30,6 +30,7 @@ from trainlab.runtime.training import fit
 
 MakeCfg = Callable[..., DictConfig]
 QUICK = ["trainer.max_epochs=3", "callbacks.progress_bar=null", "trainer.accelerator=cpu"]
+QUICK += ["callbacks.learning_curves=null"]
 
 
 def calibrated_logits(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

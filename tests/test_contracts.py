@@ -23,7 +23,8 @@ from trainlab.runtime.evaluation import evaluate, predict
 from trainlab.runtime.training import fit
 
 MakeCfg = Callable[..., DictConfig]
-QUICK = ["callbacks.progress_bar=null", "trainer.accelerator=cpu", "seed=0"]
+QUICK = ["callbacks.progress_bar=null", "callbacks.learning_curves=null", "trainer.accelerator=cpu"]
+QUICK += ["seed=0"]
 
 
 def own_model(cfg: DictConfig, target: str) -> DictConfig:

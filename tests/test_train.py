@@ -30,6 +30,7 @@ QUICK = [
     "callbacks.progress_bar=null",
     "trainer.accelerator=cpu",
     "+trainer.enable_model_summary=false",
+    "callbacks.learning_curves=null",  # a third of a short run; test_diagnostics draws it
 ]
 
 
