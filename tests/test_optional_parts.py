@@ -61,22 +61,17 @@ runpy.run_module("trainlab.train", run_name="__main__", alter_sys=True)
 """
 
 
-def _train_without_parts(tmp_path: Path, *overrides: str) -> tuple[int, str, Path | None]:
+def test_a_run_trains_with_every_optional_part_deleted(tmp_path: Path) -> None:
     (tmp_path / "without_parts.py").write_text(DELETED)
     env = {
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
     }
     quick = ("trainer.max_epochs=3", "callbacks.progress_bar=null", f"hydra.run.dir={tmp_path}/run")
-    result = run_cli("without_parts", *quick, *overrides, cwd=tmp_path, env=env)
-    out = tmp_path / "run"
-    return result.returncode, result.stdout + result.stderr, out if out.is_dir() else None
-
-
-def test_a_run_trains_with_every_optional_part_deleted(tmp_path: Path) -> None:
     left_out = [f"callbacks.{name}=null" for name in ENTRIES]
-    code, output, run = _train_without_parts(tmp_path, *left_out)
-    assert code == 0, output[-3000:]
-    assert run is not None
+    result = run_cli("without_parts", *quick, *left_out, cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    run = tmp_path / "run"
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["metrics"]["test/acc"] > 0.9  # it learns
     assert "baselines" not in summary

@@ -95,9 +95,8 @@ def save_risk_coverage(reports: dict[str, dict[str, Any]], path: Path, title: st
     ax.set_ylim(bottom=0)
     ax.set_title(title or "risk-coverage")
     ax.legend()
-    fig.subplots_adjust(
-        left=0.14, right=0.97, bottom=0.12, top=0.92
-    )  # fixed: tight_layout draws twice
+    # A fixed layout: tight_layout drew the figure twice.
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)
     save_figure(fig, path)
     plt.close(fig)
     return path
