@@ -177,3 +177,14 @@ def digits_pngs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder.mkdir(exist_ok=True)
         Image.fromarray((image * 255 / 16).astype(np.uint8)).save(folder / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def packed_digits(digits_pngs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits PNGs packed by ``python -m trainlab.pack`` in shards of about 32 KiB (four)."""
+    from trainlab.pack import main as pack
+
+    out = tmp_path_factory.mktemp("packed") / "digits"
+    argv = ["images", str(digits_pngs), str(out), "--channels", "1", "--shard-mb", "0.03"]
+    assert pack([*argv, "--workers", "2"]) == 0
+    return out

@@ -44,11 +44,13 @@ class NoisyDigits(SklearnDataModule):
 
 class DigitsLoaders(pl.LightningDataModule):
     """A DataModule of one's own: the digits in memory, served by ordinary DataLoaders, with the
-    attributes trainlab reads (task, input_shape, modality, num_outputs, class_names)."""
+    attributes trainlab reads (task, input_shape, modality, num_outputs, class_names). Its
+    training loader is the Lightning docs' ``DataLoader(shuffle=True)``, with workers or not."""
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, num_workers: int = 0) -> None:
         super().__init__()
         self.batch_size = batch_size
+        self.num_workers = num_workers
         self.task, self.modality = "classification", "tabular"
         self.input_shape: tuple[int, ...] | None = None
         self.num_outputs: int | None = None
@@ -77,13 +79,27 @@ class DigitsLoaders(pl.LightningDataModule):
         self.class_names = [str(c) for c in bunch.target_names]
 
     def train_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(self.sets["train"], batch_size=self.batch_size, shuffle=True)
+        return DataLoader(
+            self.sets["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader[Any]:
         return DataLoader(self.sets["val"], batch_size=256)
 
     def test_dataloader(self) -> DataLoader[Any]:
         return DataLoader(self.sets["test"], batch_size=256)
+
+
+class FixedOrderDigits(DigitsLoaders):
+    """Reads its training split in an order of its own (a sampler trainlab cannot rebuild)."""
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        order = list(range(len(self.sets["train"])))[::-1]
+        return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=order)
 
 
 class NoModality(DigitsLoaders):

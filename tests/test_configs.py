@@ -75,11 +75,18 @@ def test_a_value_a_config_file_leaves_to_the_user_stays_required(
 
 @pytest.mark.parametrize("name", options("data"))
 def test_data_configs(
-    name: str, make_cfg: MakeCfg, iris_csv: Path, tiny_mnist: Path, digits_pngs: Path
+    name: str,
+    make_cfg: MakeCfg,
+    iris_csv: Path,
+    tiny_mnist: Path,
+    digits_pngs: Path,
+    packed_digits: Path,
 ) -> None:
     extra = []
     if name == "image_folder":
         extra = [f"data.root={digits_pngs}", "data.num_workers=0"]
+    if name == "packed":
+        extra = [f"data.path={packed_digits}", "data.num_workers=0"]
     if name == "csv":
         extra = [f"data.path={iris_csv}", "data.target=species"]
     if name == "text_csv":

@@ -76,7 +76,8 @@ DATAMODULE: tuple[Member, ...] = (
     Member(
         "datasets",
         False,
-        "the splits' datasets; with `files` and `labels`, `data.json` fingerprints them",
+        "the splits' datasets; with `files` (or `names`, relative UTF-8 bytes) and `labels`, "
+        "`data.json` fingerprints them",
     ),
     Member("root", False, "the folder those files are relative to"),
 )

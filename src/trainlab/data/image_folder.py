@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,9 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from trainlab.data.resumable import ResumableLoader, ResumableSampler, run_seed
 from trainlab.data.splits import check_fractions, stratified_indices
 from trainlab.errors import ConfigError
 
@@ -57,23 +60,24 @@ class Augment:
             raise ConfigError(f"data.augment.hflip must be true or false, got {augment.hflip!r}")
         return augment
 
-    def __call__(self, image: Any) -> Any:
-        """Transform a PIL image with this process's torch random generator (seeded per
-        worker by Lightning's ``seed_everything(workers=True)``)."""
+    def __call__(self, image: Any, generator: torch.Generator | None = None) -> Any:
+        """Transform a PIL image, drawing from ``generator`` (by default torch's)."""
         from PIL import Image
 
-        if self.hflip and torch.rand(()) < 0.5:
+        if self.hflip and torch.rand((), generator=generator) < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if self.rotate or self.translate:
-            angle = float(torch.empty(()).uniform_(-self.rotate, self.rotate))
+            angle = float(torch.empty(()).uniform_(-self.rotate, self.rotate, generator=generator))
             dx, dy = (
-                torch.empty(2).uniform_(-self.translate, self.translate) * torch.tensor(image.size)
+                torch.empty(2).uniform_(-self.translate, self.translate, generator=generator)
+                * torch.tensor(image.size)
             ).tolist()
             image = image.rotate(angle, resample=Image.Resampling.BILINEAR, translate=(dx, dy))
         return image
 
 
 BAD_IMAGES = ("error", "skip")
+CHECKED = 256  # images decoded at setup (all of a smaller folder); workers catch the rest
 
 
 def unreadable(path: Path) -> str | None:
@@ -90,31 +94,50 @@ def unreadable(path: Path) -> str | None:
 
 
 def check_images(
-    files: list[Path], labels: np.ndarray, bad_images: str
-) -> tuple[list[Path], np.ndarray]:
-    """Read every image once, before training: a file that cannot be read fails the run with
-    its path (``bad_images=error``), or is left out and counted (``skip``).
+    root: Path, names: np.ndarray, labels: np.ndarray, bad_images: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode up to :data:`CHECKED` images (a fixed pick) before training, so that a folder
+    of files that are not images fails at once: an unreadable one fails the run with its path
+    (``bad_images=error``), or is left out and counted (``skip``). The workers catch the
+    others as they read them.
 
     Raises:
         ConfigError: naming the first unreadable file, and how many there are.
     """
-    reasons = [unreadable(f) for f in files]
-    bad = [i for i, reason in enumerate(reasons) if reason is not None]
+    picked = np.sort(np.random.default_rng(seed).permutation(len(names))[:CHECKED])
+    reasons = {int(i): unreadable(root / names[i].decode()) for i in picked}
+    bad = [i for i, reason in reasons.items() if reason is not None]
     if not bad:
-        return files, labels
-    first = f"{files[bad[0]]} ({reasons[bad[0]]})"
+        return names, labels
+    first = f"{root / names[bad[0]].decode()} ({reasons[bad[0]]})"
+    of = f"{len(bad)} of {len(picked)} images"
+    if len(picked) < len(names):
+        of += f" checked at setup (of {len(names)})"
     if bad_images == "error":
         raise ConfigError(
-            f"data.root: {len(bad)} of {len(files)} images cannot be read, first {first}; "
+            f"data.root: {of} cannot be read, first {first}; "
             "remove them, or give data.bad_images=skip to leave them out"
         )
     log.warning("data.bad_images=skip: left out %d unreadable images, first %s", len(bad), first)
-    keep = np.setdiff1d(np.arange(len(files)), bad)
-    return [files[i] for i in keep], labels[keep]
+    keep = np.setdiff1d(np.arange(len(names)), bad)
+    return names[keep], labels[keep]
 
 
-def find_images(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
-    """Every image under ``root/<class>/``, its label, and the class names in sorted order.
+def _walk(folder: str) -> Iterator[str]:
+    """The paths of the image files under ``folder``, at any depth (``os.scandir``: one
+    system call per folder, not one per file)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=True):
+                yield from _walk(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
+                yield entry.path
+
+
+def find_images(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every image under ``root/<class>/`` as its path relative to ``root`` (UTF-8 bytes, one
+    array: a million names cost megabytes, not Python objects that every worker would copy),
+    its label, and the class names in sorted order.
 
     Raises:
         ConfigError: ``root`` is missing, has fewer than two class folders, or a class folder
@@ -128,65 +151,126 @@ def find_images(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
             f"data.root: {root} must hold one folder per class (root/<class>/*.png), found "
             f"{classes or 'none'}"
         )
-    files: list[Path] = []
+    names: list[bytes] = []
     labels: list[int] = []
+    skip = len(str(root)) + 1
     for index, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in EXTENSIONS)
+        found = sorted(path[skip:].replace(os.sep, "/") for path in _walk(str(root / name)))
         if not found:
             raise ConfigError(f"data.root: class folder {root / name} holds no image {EXTENSIONS}")
-        files += found
+        names += [f.encode() for f in found]
         labels += [index] * len(found)
-    return files, np.asarray(labels, dtype=np.int64), classes
+    return np.asarray(names, dtype=np.bytes_), np.asarray(labels, dtype=np.int64), classes
 
 
-class ImageFiles(Dataset[tuple[torch.Tensor, int]]):
-    """Reads, resizes, augments and normalises one image per item: ``(C, H, W)`` floats."""
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one image's augmentation in one epoch."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class ImageFiles(Dataset[tuple[Any, Any]]):
+    """Reads, resizes, augments and normalises one image per item: ``(C, H, W)`` floats.
+
+    An item is an index, or ``(epoch, index)`` from a :class:`ResumableSampler`: augmentation
+    then draws from ``(seed, epoch, index)``, the same in any worker. An image that cannot be
+    read gives ``(None, "<path> (<why>)")``, for :func:`collate_images` to set aside.
+    """
 
     def __init__(
         self,
-        files: list[Path],
+        root: Path,
+        names: np.ndarray,
         labels: np.ndarray,
         size: tuple[int, int],
         channels: int,
         mean: torch.Tensor,
         std: torch.Tensor,
         augment: Augment | None = None,
+        seed: int = 0,
     ) -> None:
-        self.files, self.labels = files, labels
+        self.root, self.names, self.labels = root, names, labels
         self.size, self.mode = size, CHANNELS[channels]
         self.mean, self.std = mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1)
         self.augment = augment
+        self.seed = seed
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.names)
 
-    def pixels(self, i: int, augment: bool = True) -> torch.Tensor:
-        """Image ``i`` as ``(C, H, W)`` floats in [0, 1]."""
-        from PIL import Image, UnidentifiedImageError
+    def path(self, i: int) -> Path:
+        return self.root / self.names[i].decode()
 
-        try:
-            with Image.open(self.files[i]) as raw:
-                image = raw.convert(self.mode).resize(self.size[::-1], Image.Resampling.BILINEAR)
-        except (OSError, UnidentifiedImageError) as err:
-            raise ConfigError(f"data.root: cannot read image {self.files[i]}: {err}") from err
-        if augment and self.augment is not None:
-            image = self.augment(image)
+    def pixels(self, i: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Image ``i`` as ``(C, H, W)`` floats in [0, 1], augmented with ``generator``."""
+        from PIL import Image
+
+        with Image.open(self.path(i)) as raw:
+            image = raw.convert(self.mode)
+            if image.size != self.size[::-1]:
+                image = image.resize(self.size[::-1], Image.Resampling.BILINEAR)
+        if generator is not None and self.augment is not None:
+            image = self.augment(image, generator)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # (H, W[, C])
         return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = (self.pixels(i) - self.mean) / self.std
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Any, Any]:
+        epoch, i = item if isinstance(item, tuple) else (0, item)
+        generator = None
+        if self.augment is not None:
+            generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, i))
+        try:
+            x = (self.pixels(i, generator) - self.mean) / self.std
+        except Exception as err:  # PIL raises many kinds; the main process decides
+            return None, f"{self.path(i)} ({type(err).__name__}: {err})"
         if self.augment is not None and self.augment.noise:
-            x = x + self.augment.noise * torch.randn_like(x)
+            x = x + self.augment.noise * torch.randn(x.shape, generator=generator)
         return x, int(self.labels[i])
+
+
+def collate_images(samples: list[tuple[Any, Any]]) -> tuple[Any, torch.Tensor, list[str]]:
+    """``(x, y, unreadable)``: the readable images stacked, their labels, and the others."""
+    good = [(x, y) for x, y in samples if x is not None]
+    bad = [str(why) for x, why in samples if x is None]
+    x = torch.stack([x for x, _ in good]) if good else None
+    return x, torch.tensor([y for _, y in good], dtype=torch.int64), bad
+
+
+class ImageLoader(ResumableLoader):
+    """Batches of images ``(x, y)``; an image the workers could not read fails the run naming
+    it (``bad_images=error``) or is left out of its batch and named once (``skip``)."""
+
+    def __init__(self, *args: Any, bad_images: str = "error", **kwargs: Any) -> None:
+        super().__init__(*args, collate_fn=collate_images, **kwargs)
+        self.bad_images = bad_images
+        self.left_out: set[str] = set()
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for x, y, bad in super().__iter__():
+            if bad and self.bad_images == "error":
+                raise ConfigError(
+                    f"data.root: cannot read image {bad[0]}; remove it, or give "
+                    "data.bad_images=skip to leave unreadable images out"
+                )
+            for why in set(bad) - self.left_out:
+                self.left_out.add(why)
+                log.warning(
+                    "data.bad_images=skip: left out %s; %d unreadable image(s) so far",
+                    why,
+                    len(self.left_out),
+                )
+            if x is not None:
+                yield x, y
 
 
 class ImageFolderDataModule(pl.LightningDataModule):
     """Classify images stored as ``root/<class>/<any name>.png|jpg|...``.
 
     The split is stratified and depends on ``split_seed`` alone; the per-channel mean and
-    standard deviation come from (up to ``stats_images``) training images. Images are read in
-    ``num_workers`` DataLoader worker processes; augmentation applies to the training split.
+    standard deviation come from (up to ``stats_images``) training images. Setup lists the
+    files and decodes a sample of them (no full read: a folder of a million images starts in
+    seconds); images are read in ``num_workers`` DataLoader worker processes, in an order and
+    with augmentation drawn from the seed, the epoch and the image alone, so that a run resumes
+    exactly, with any number of workers. Augmentation applies to the training split.
 
     Args:
         root: the folder of class folders.
@@ -198,8 +282,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
         split_seed: seed of the split, independent of the training seed.
         num_workers: DataLoader worker processes (0 reads in the training process).
         stats_images: how many training images the normalisation statistics read.
-        bad_images: ``error``: an image that cannot be read fails the run at setup, naming
-            it; ``skip``: it is left out, and the count logged.
+        bad_images: ``error``: an image that cannot be read fails the run, naming it (at
+            setup where it is among those checked, else when a worker reads it); ``skip``: it
+            is left out, named once, and counted in the log.
 
     Raises:
         ConfigError: a bad setting, a missing folder, or a folder that is not a class tree.
@@ -255,54 +340,64 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        files, labels, classes = find_images(self.root)
-        files, labels = check_images(files, labels, self.bad_images)
+        names, labels, classes = find_images(self.root)
+        names, labels = check_images(self.root, names, labels, self.bad_images, self.split_seed)
         indices = stratified_indices(labels, self.val_fraction, self.test_fraction, self.split_seed)
         if self.image_size is None:
             from PIL import Image
 
-            with Image.open(files[0]) as first:
+            with Image.open(self.root / names[0].decode()) as first:
                 self.image_size = (first.height, first.width)
         size = (int(self.image_size[0]), int(self.image_size[1]))
         train = indices["train"]
-        mean, std = self._statistics([files[i] for i in train], labels[train], size)
+        mean, std = self._statistics(names[train], labels[train], size)
         for split, rows in indices.items():
             augment = self.augment if split == "train" else None
-            picked = [files[i] for i in rows]
             self.datasets[split] = ImageFiles(
-                picked, labels[rows], size, self.channels, mean, std, augment
+                self.root, names[rows], labels[rows], size, self.channels, mean, std, augment
             )
         self.class_names = classes
         self.num_outputs = len(classes)
         self.input_shape = (self.channels, *size)
 
     def _statistics(
-        self, files: list[Path], labels: np.ndarray, size: tuple[int, int]
+        self, names: np.ndarray, labels: np.ndarray, size: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of up to ``stats_images`` training images (a fixed pick)."""
-        raw = ImageFiles(files, labels, size, self.channels, torch.zeros(1), torch.ones(1))
-        pick = np.random.default_rng(self.split_seed).permutation(len(files))[: self.stats_images]
-        pixels = torch.stack([raw.pixels(int(i), augment=False) for i in pick])  # (N, C, H, W)
+        """Per-channel mean and std of up to ``stats_images`` readable training images (a
+        fixed pick)."""
+        raw = ImageFiles(
+            self.root, names, labels, size, self.channels, torch.zeros(1), torch.ones(1)
+        )
+        pick = np.random.default_rng(self.split_seed).permutation(len(names))[: self.stats_images]
+        read = [raw[int(i)][0] for i in pick]
+        pixels = torch.stack([x for x in read if x is not None])  # (N, C, H, W)
         std = pixels.std(dim=(0, 2, 3))
         return pixels.mean(dim=(0, 2, 3)), torch.where(std > 0, std, torch.ones_like(std))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        return DataLoader(
-            self.datasets[split],
+    def _loader(self, split: str, shuffle: bool) -> ImageLoader:
+        dataset = self.datasets[split]
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        dataset.seed = run_seed()  # augmentation draws from (seed, epoch, image)
+        sampler = ResumableSampler(dataset, shuffle, run_seed(), rank, world, with_epoch=True)
+        return ImageLoader(
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            bad_images=self.bad_images,
         )
 
-    def train_dataloader(self) -> DataLoader[Any]:
+    def train_dataloader(self) -> ImageLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader[Any]:
+    def val_dataloader(self) -> ImageLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader[Any]:
+    def test_dataloader(self) -> ImageLoader:
         return self._loader("test", shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader[Any]:
+    def predict_dataloader(self) -> ImageLoader:
         return self._loader("test", shuffle=False)

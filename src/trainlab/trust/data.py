@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,17 @@ def absolute_paths(data: Any) -> dict[str, str]:
     }
 
 
+def _files(folder: str) -> Iterator[tuple[str, int]]:
+    """Every file under ``folder`` with its size (``os.scandir``: the names come with the
+    folder's listing; only the size asks the file system, never the content)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _files(entry.path)
+            elif entry.is_file():
+                yield entry.path, entry.stat().st_size
+
+
 def fingerprint(path: Path) -> dict[str, Any]:
     """Size and SHA-256 of a file's content, or of a folder's file names and sizes."""
     digest = hashlib.sha256()
@@ -53,12 +65,11 @@ def fingerprint(path: Path) -> dict[str, Any]:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return {"kind": "file", "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    total = 0
-    for file in files:
-        size = file.stat().st_size
-        total += size
-        digest.update(f"{file.relative_to(path).as_posix()}\0{size}\n".encode())
+    skip = len(str(path).rstrip(os.sep)) + 1
+    files = sorted((name[skip:].replace(os.sep, "/"), size) for name, size in _files(str(path)))
+    for name, size in files:
+        digest.update(f"{name}\0{size}\n".encode())
+    total = sum(size for _, size in files)
     return {"kind": "folder", "files": len(files), "bytes": total, "sha256": digest.hexdigest()}
 
 
@@ -74,6 +85,9 @@ def split_digests(dm: Any) -> dict[str, str]:
         if callable(tensors):
             for tensor in tensors(split):
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        elif dataset is not None and hasattr(dataset, "names"):  # relative paths, UTF-8
+            for name, label in zip(dataset.names, dataset.labels, strict=True):
+                digest.update(b"%s\0%d\n" % (name, label))
         elif dataset is not None and hasattr(dataset, "files"):
             root = Path(getattr(dm, "root", "/"))
             for file, label in zip(dataset.files, dataset.labels, strict=True):
