@@ -27,7 +27,7 @@ from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.loggers.scalars import log_scalars
 from trainlab.models.outputs import gather, split_loader
-from trainlab.trust.files import move_into_place, temporary_for, write_atomic
+from trainlab.trust.files import save_torch, write_atomic
 from trainlab.trust.loading import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,4 @@ class Calibration(pl.Callback):
     def _save_into(path: Path, saved: dict[str, Any]) -> None:
         checkpoint = load_checkpoint(path)
         checkpoint.update(saved)
-        tmp = temporary_for(path)
-        torch.save(checkpoint, tmp)
-        move_into_place(tmp, path)  # the checkpoint is never half-written
+        save_torch(checkpoint, path)  # the checkpoint is never half-written

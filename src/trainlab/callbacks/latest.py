@@ -120,8 +120,12 @@ class LatestCheckpoint(Checkpoint):
     ) -> None:
         """On SIGTERM (what SLURM sends before a time limit or a preemption), write the state
         as it is, mid-epoch too, so that the job resumes where it stopped. A signal during the
-        epoch's validation is held until it has ended (:class:`~trainlab.compat.SigtermHold`)."""
+        epoch's validation is held until it has ended (:class:`~trainlab.compat.SigtermHold`).
+        On another error a staged state not yet swapped in is removed: ``last.ckpt`` holds
+        the state before it, which resumes exactly."""
         if isinstance(exception, SIGTERMException) and not self._skip(trainer):
             self._stage(trainer)
             self._swap_in(trainer)
             self.stopped_by_signal = True
+        elif trainer.is_global_zero:  # e.g. a full disk: last.ckpt stays the state to resume
+            self.staged.unlink(missing_ok=True)

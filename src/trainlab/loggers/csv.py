@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -130,10 +131,22 @@ class CSVLogger(Logger):
                     old = list(csv.DictReader(handle))
             write_atomic(path, _table(self._keys, [*old, *rows]))
             return
-        with path.open("a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=self._keys).writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
+        text = io.StringIO()
+        csv.DictWriter(text, fieldnames=self._keys).writerows(rows)
+        data = text.getvalue().encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            except OSError:  # a full disk: no half row is left for a resumed run to read
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
 
     @override
     @rank_zero_only

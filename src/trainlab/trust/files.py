@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -68,24 +69,52 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _write_synced(path: Path, data: str | bytes) -> Path:
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """A write of ``path`` (through ``tmp``): an ``OSError`` (a full disk, a quota) removes
+    ``tmp``, which this process made, and names ``path``, the file the user knows."""
+    try:
+        yield
+    except OSError as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, os.strerror(err.errno), str(path)) from err
+
+
+def _write_synced(path: Path, data: str | bytes | memoryview) -> Path:
     """``data`` in a synced temporary file beside ``path``; the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
-    with tmp.open("wb") as handle:
+    with writing(path, tmp), tmp.open("wb") as handle:
         handle.write(data.encode() if isinstance(data, str) else data)
         handle.flush()
         os.fsync(handle.fileno())
     return tmp
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
+def write_atomic(path: str | Path, data: str | bytes | memoryview) -> None:
     """Write ``data`` to ``path`` so that a kill at any instant leaves the old file or the new
     one, whole: a temporary file beside it, synced, then renamed over it."""
     path = Path(path)
     tmp = _write_synced(path, data)
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """``torch.save`` whole or not at all: serialised in memory first (a write to a full disk
+    then fails as an ``OSError`` naming ``path``, not inside torch's zip writer, which leaves a
+    cut-off file), then written as :func:`write_atomic` writes."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getbuffer())
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 110) -> Path:
@@ -127,31 +156,19 @@ def sync_file(path: str | Path) -> None:
         os.fsync(handle.fileno())
 
 
-def temporary_for(path: str | Path) -> Path:
-    """The temporary file :func:`move_into_place` expects for ``path``."""
-    return _temporary(Path(path))
-
-
-def move_into_place(tmp: Path, path: Path) -> None:
-    """Sync ``tmp`` (written by another writer, e.g. ``torch.save``) and rename it over
-    ``path``: the old file or the new one, whole, at every instant."""
-    sync_file(tmp)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def rotate(new: Path, path: Path, previous: Path) -> None:
     """Swap the synced file ``new`` in as ``path``, keeping the file it replaces as
     ``previous``. ``path`` exists at every instant (old, then new): ``previous`` is made as a
     second link to it first, and ``new`` renamed over it last."""
     if path.is_file():
         kept = _temporary(previous)
-        try:
-            os.link(path, kept)
-        except OSError:  # a file system without hard links
-            shutil.copy2(path, kept)
-            sync_file(kept)
-        os.replace(kept, previous)
+        with writing(previous, kept):
+            try:
+                os.link(path, kept)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, kept)
+                sync_file(kept)
+            os.replace(kept, previous)
     os.replace(new, path)
     _fsync_dir(path.parent)
 
