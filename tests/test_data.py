@@ -4,6 +4,7 @@ CSV files, IDX files and their download."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +415,38 @@ def test_signals_place_each_class_template_anywhere() -> None:
 
     assert min(best_match(r, shapes[0]) for r in first) > 0.95
     assert np.mean([best_match(r, shapes[1]) for r in first]) < 0.9
+
+
+def test_an_image_folder_is_listed_and_fingerprinted_as_pathlib_lists_it(tmp_path: Path) -> None:
+    """The fast listing (os.scandir) keeps pathlib's order and skips linked folders as
+    ``rglob`` does: the split of a folder, and so the data.json of runs made before it, stay
+    the same (a plain string sort puts ``sub.png`` before ``sub/z.png``)."""
+    from PIL import Image
+
+    from trainlab.data.image_folder import EXTENSIONS, find_images
+    from trainlab.trust.data import fingerprint
+
+    root = tmp_path / "images"
+    names = ["a/1.png", "a/A.png", "a/a.b.png", "b/sub/z.png", "b/sub.x/y.png", "b/sub.png"]
+    for name in [*names, "b/sub-1.png", "outside/q.png"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / name)
+    (root / "b" / "link").symlink_to(root / "outside")  # a linked folder: not read
+    (root / "b" / "notes.txt").write_text("not an image")
+
+    found, _, classes = find_images(root)
+    expected = [
+        p.relative_to(root).as_posix()
+        for c in classes
+        for p in sorted((root / c).rglob("*"))
+        if p.suffix.lower() in EXTENSIONS
+    ]
+    assert [n.decode() for n in found] == expected
+    assert "b/link/q.png" not in expected and expected.index("b/sub/z.png") < expected.index(
+        "b/sub.png"
+    )
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    listing = "".join(f"{p.relative_to(root).as_posix()}\0{p.stat().st_size}\n" for p in files)
+
+    assert fingerprint(root)["sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    assert fingerprint(root)["files"] == len(files)

@@ -47,6 +47,9 @@ def test_a_batch_reads_the_rows_it_names_across_shards(packed_digits: Path) -> N
     np.testing.assert_allclose(x.numpy(), (raw - train.mean) / train.std, rtol=1e-6)
     labels = np.load(packed_digits / "labels.npy")
     assert y.tolist() == labels[train.rows[picked]].tolist()
+    pixels = whole[train.rows].astype(np.float64)  # every training row: fewer than stats_rows
+    assert train.mean.ravel() == pytest.approx([pixels.mean()], rel=1e-6)
+    assert train.std.ravel() == pytest.approx([pixels.std()], rel=1e-5)
 
 
 def test_a_csv_file_is_packed_in_chunks_and_learned(tmp_path: Path, make_cfg) -> None:  # type: ignore[no-untyped-def]

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainlab.data.resumable import ResumableLoader, ResumableSampler, run_seed
-from trainlab.data.splits import check_fractions, stratified_indices
+from trainlab.data.resumable import ResumableLoader, run_seed
+from trainlab.data.splits import check_fractions, check_int, stratified_indices
 from trainlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _walk(folder: str) -> Iterator[str]:
     system call per folder, not one per file)."""
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_dir(follow_symlinks=True):
+            if entry.is_dir(follow_symlinks=False):  # as pathlib's rglob: no linked folder
                 yield from _walk(entry.path)
             elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
                 yield entry.path
@@ -155,7 +155,10 @@ def find_images(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     labels: list[int] = []
     skip = len(str(root)) + 1
     for index, name in enumerate(classes):
-        found = sorted(path[skip:].replace(os.sep, "/") for path in _walk(str(root / name)))
+        found = sorted(  # folder by folder, as a path sorts: the split depends on this order
+            (path[skip:].replace(os.sep, "/") for path in _walk(str(root / name))),
+            key=lambda path: path.split("/"),
+        )
         if not found:
             raise ConfigError(f"data.root: class folder {root / name} holds no image {EXTENSIONS}")
         names += [f.encode() for f in found]
@@ -316,9 +319,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
         ):
             raise ConfigError(f"data.image_size must be [height, width], got {image_size!r}")
         check_fractions(val_fraction, test_fraction)
-        for name, value in (("batch_size", batch_size), ("num_workers", num_workers + 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
         self.root = Path(root)
         self.image_size = tuple(image_size) if image_size is not None else None
         self.channels = channels
@@ -376,19 +378,18 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> ImageLoader:
         dataset = self.datasets[split]
-        rank, world = 0, 1
-        if self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
         dataset.seed = run_seed()  # augmentation draws from (seed, epoch, image)
-        sampler = ResumableSampler(dataset, shuffle, run_seed(), rank, world, with_epoch=True)
-        return ImageLoader(
+        loader: ImageLoader = ImageLoader.over(
             dataset,
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=sampler,
+            self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle,
+            self.trainer,
+            with_epoch=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             bad_images=self.bad_images,
         )
+        return loader
 
     def train_dataloader(self) -> ImageLoader:
         return self._loader("train", shuffle=True)

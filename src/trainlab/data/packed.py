@@ -1,17 +1,20 @@
 """Packed data: an image folder or a CSV file as fixed-size rows in numpy ``.npy`` shards, read
-through memory maps, for data that does not fit in memory or decodes too slowly.
+a batch at a time, for data that does not fit in memory or decodes too slowly.
 
 A packed folder holds ``meta.json`` (what the rows are: shape, dtype, classes, count, the
 shards and their SHA-256), ``labels.npy`` and ``x-00000.npy`` ... Each shard is a plain
-``.npy`` file read with ``np.load(mmap_mode="r", allow_pickle=False)``: the operating system
-pages rows in as a batch asks for them and drops them under memory pressure, so an epoch over
-data larger than memory runs in bounded memory; nothing in the folder is unpickled.
+``.npy`` file whose header is read with ``np.load(mmap_mode="r", allow_pickle=False)``; rows
+are read as a batch asks for them, through the page cache, which the operating system drops
+under memory pressure, so an epoch over data larger than memory runs in bounded memory.
+Nothing in the folder is unpickled.
 ``python -m trainlab.pack`` writes one (:mod:`trainlab.pack`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainlab.data.resumable import ResumableLoader, ResumableSampler, run_seed
-from trainlab.data.splits import check_fractions, check_split, stratified_indices
+from trainlab.data.resumable import ResumableLoader
+from trainlab.data.splits import check_fractions, check_int, check_split, stratified_indices
 from trainlab.errors import ConfigError
 
 FORMAT = "trainlab-packed"
@@ -63,8 +66,17 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def open_shards(path: Path, meta: dict[str, Any]) -> tuple[list[np.ndarray], np.ndarray]:
-    """The shards as read-only memory maps, and the labels, checked against ``meta.json``.
+@dataclass(frozen=True)
+class Shard:
+    """Where a shard's rows start in its ``.npy`` file, and how many it holds."""
+
+    path: str
+    offset: int
+    rows: int
+
+
+def open_shards(path: Path, meta: dict[str, Any]) -> tuple[list[Shard], np.ndarray]:
+    """The shards (their headers read and checked against ``meta.json``), and the labels.
 
     Raises:
         ConfigError: a shard missing, or of another shape or dtype than the description says.
@@ -85,11 +97,11 @@ def open_shards(path: Path, meta: dict[str, Any]) -> tuple[list[np.ndarray], np.
                 f"data.path: shard {file} holds {shard.dtype} rows of shape {shard.shape}; "
                 f"{META} says {entry['rows']} rows of {dtype} {shape}"
             )
-        shards.append(shard)
+        shards.append(Shard(str(file), int(shard.offset), len(shard)))
     labels = np.load(path / LABELS, allow_pickle=False)
-    if len(labels) != int(meta["count"]) or sum(len(s) for s in shards) != len(labels):
+    if len(labels) != int(meta["count"]) or sum(s.rows for s in shards) != len(labels):
         raise ConfigError(
-            f"data.path: {path} holds {sum(len(s) for s in shards)} rows and {len(labels)} "
+            f"data.path: {path} holds {sum(s.rows for s in shards)} rows and {len(labels)} "
             f"labels; {META} says {meta['count']}"
         )
     return shards, labels
@@ -97,35 +109,64 @@ def open_shards(path: Path, meta: dict[str, Any]) -> tuple[list[np.ndarray], np.
 
 class PackedRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Normalised rows of a packed dataset: ``(x, y)``, one batch per read (``__getitems__``
-    takes a batch's indices and reads them shard by shard, in file order)."""
+    takes a batch's indices and reads them shard by shard, in file order).
+
+    Rows are read with ``os.preadv`` into the batch, the shards opened once per process and
+    marked for random access: a memory map reads ahead around every row it touches, and over
+    3 GiB of data in a 1.5 GiB cgroup that kept the disk reading 1.2 GB/s for 3 MB batches.
+    """
 
     def __init__(
         self,
-        shards: list[np.ndarray],
+        shards: list[Shard],
+        shape: tuple[int, ...],
+        dtype: str,
         labels: np.ndarray,
         rows: np.ndarray,
         mean: np.ndarray,
         std: np.ndarray,
         target: tuple[float, float] | None = None,
     ) -> None:
-        self.shards, self.labels, self.rows = shards, labels, rows
-        self.starts = np.cumsum([0] + [len(s) for s in shards])
+        self.shards, self.shape, self.dtype = shards, shape, np.dtype(dtype)
+        self.labels, self.rows = labels, rows
+        self.starts = np.cumsum([0] + [s.rows for s in shards])
+        self.row_bytes = int(np.prod(shape)) * self.dtype.itemsize
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
         self.target = target  # regression: (mean, std) that standardise it
+        self._files: tuple[int, list[int]] = (-1, [])  # (process id, descriptors)
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _descriptors(self) -> list[int]:
+        pid, fds = self._files
+        if pid != os.getpid():  # a worker process opens its own
+            fds = [os.open(s.path, os.O_RDONLY) for s in self.shards]
+            for fd in fds:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            self._files = (os.getpid(), fds)
+        return fds
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_files": (-1, [])}  # descriptors stay in their process
+
+    def __del__(self) -> None:
+        pid, fds = getattr(self, "_files", (-1, []))
+        if pid == os.getpid():
+            for fd in fds:
+                os.close(fd)
+
     def raw(self, indices: np.ndarray) -> np.ndarray:
         """The stored rows of these items (``uint8`` pixels or ``float32`` features)."""
         rows = self.rows[indices]
-        out = np.empty((len(rows), *self.shards[0].shape[1:]), self.shards[0].dtype)
+        out = np.empty((len(rows), *self.shape), self.dtype)
+        fds = self._descriptors()
         which = np.searchsorted(self.starts, rows, side="right") - 1
-        for shard in np.unique(which):
-            mine = np.flatnonzero(which == shard)
-            local = rows[mine] - self.starts[shard]
-            order = np.argsort(local)  # a memory map reads fastest front to back
-            out[mine[order]] = self.shards[shard][local[order]]
+        for k in np.argsort(rows):  # front to back through the files
+            shard = self.shards[which[k]]
+            at = shard.offset + int(rows[k] - self.starts[which[k]]) * self.row_bytes
+            if os.preadv(fds[which[k]], [memoryview(out[k]).cast("B")], at) != self.row_bytes:
+                raise OSError(f"{shard.path}: cut off at row {rows[k]}")
         return out
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,7 +194,7 @@ class PackedDataModule(pl.LightningDataModule):
     statistics of up to ``stats_rows`` training rows.
 
     Splits are stratified for classification and depend on ``split_seed`` alone. Batches are
-    read in ``num_workers`` worker processes, in an order drawn from the seed and the epoch
+    read in an order drawn from the seed and the epoch
     (:class:`~trainlab.data.resumable.ResumableLoader`): a run resumes exactly, with any number
     of workers.
 
@@ -162,7 +203,9 @@ class PackedDataModule(pl.LightningDataModule):
         batch_size: training batch size; ``eval_batch_size`` for val/test/predict.
         val_fraction, test_fraction: shares held out for validation and testing.
         split_seed: seed of the split, independent of the training seed.
-        num_workers: DataLoader worker processes (0 reads in the training process).
+        num_workers: DataLoader worker processes; 0 (the default) reads in the training
+            process, fastest where the rows are in memory or on a fast disk (reading a batch
+            costs less than handing it over from a worker).
         stats_rows: how many training rows the normalisation statistics read.
 
     Raises:
@@ -177,18 +220,14 @@ class PackedDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
-        num_workers: int = 2,
+        num_workers: int = 0,
         stats_rows: int = 10_000,
     ) -> None:
         super().__init__()
         check_fractions(val_fraction, test_fraction)
-        for name, value in (
-            ("batch_size", batch_size),
-            ("num_workers", num_workers + 1),
-            ("stats_rows", stats_rows),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("stats_rows", stats_rows, 1)
         self.path = path
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -212,6 +251,8 @@ class PackedDataModule(pl.LightningDataModule):
         folder = Path(self.path)
         meta = read_meta(folder)
         shards, labels = open_shards(folder, meta)
+        self._shape = tuple(int(s) for s in meta["shape"])
+        self._dtype = KINDS[meta["kind"]][0]
         self.task, self.modality = meta["task"], KINDS[meta["kind"]][1]
         self.class_names = meta.get("class_names")
         self.feature_names = meta.get("feature_names")
@@ -235,22 +276,34 @@ class PackedDataModule(pl.LightningDataModule):
             target = self.target_stats
         mean, std = self._statistics(shards, labels, indices["train"])
         for split, rows in indices.items():
-            self.datasets[split] = PackedRows(shards, labels, rows, mean, std, target)
+            self.datasets[split] = PackedRows(
+                shards, self._shape, self._dtype, labels, rows, mean, std, target
+            )
         self.input_shape = tuple(int(s) for s in meta["shape"])
         self.num_outputs = len(self.class_names) if self.class_names else 1
 
     def _statistics(
-        self, shards: list[np.ndarray], labels: np.ndarray, train: np.ndarray
+        self, shards: list[Shard], labels: np.ndarray, train: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of up to ``stats_rows`` training rows (a fixed pick), in stored units:
-        per channel for images, per feature for tables."""
+        per channel for images, per feature for tables. Summed 1,000 rows at a time: memory
+        stays bounded whatever the row size."""
         pick = np.random.default_rng(self.split_seed).permutation(len(train))[: self.stats_rows]
+        pick = np.sort(pick)  # read front to back
         unit = np.zeros(1, np.float32), np.ones(1, np.float32)
-        rows = PackedRows(shards, labels, train, *unit).raw(np.sort(pick)).astype(np.float64)
-        axes = (0, 2, 3) if rows.ndim == 4 else (0,)
-        mean, std = rows.mean(axis=axes), rows.std(axis=axes)
+        rows = PackedRows(shards, self._shape, self._dtype, labels, train, *unit)
+        image = len(self._shape) == 3
+        axes = (0, 2, 3) if image else (0,)
+        count, total, squares = 0, 0.0, 0.0
+        for start in range(0, len(pick), 1000):
+            chunk = rows.raw(pick[start : start + 1000]).astype(np.float64)
+            count += chunk.size // (chunk.shape[1] if image else chunk.shape[-1])
+            total = total + chunk.sum(axis=axes)
+            squares = squares + (chunk**2).sum(axis=axes)
+        mean = np.asarray(total / count)
+        std = np.sqrt(np.maximum(np.asarray(squares / count) - mean**2, 0.0))
         std[std == 0] = 1.0  # constant channels or features pass through centred
-        if rows.ndim == 4:  # broadcast over (C, H, W)
+        if image:  # broadcast over (C, H, W)
             mean, std = mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1)
         return mean.astype(np.float32), std.astype(np.float32)
 
@@ -261,18 +314,16 @@ class PackedDataModule(pl.LightningDataModule):
         return train.mean, train.std
 
     def _loader(self, split: str, shuffle: bool) -> ResumableLoader:
-        rank, world = 0, 1
-        if self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
-        dataset = self.datasets[split]
-        return ResumableLoader(
-            dataset,
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=ResumableSampler(dataset, shuffle, run_seed(), rank, world),
+        loader: ResumableLoader = ResumableLoader.over(
+            self.datasets[split],
+            self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle,
+            self.trainer,
             collate_fn=whole_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+        return loader
 
     def train_dataloader(self) -> ResumableLoader:
         return self._loader("train", shuffle=True)

@@ -98,6 +98,22 @@ class ResumableLoader(DataLoader):
         self._served_epoch = -1  # ... of this epoch
         self._resume: dict[str, int] | None = None
 
+    @classmethod
+    def over(
+        cls,
+        dataset: Any,
+        batch_size: int,
+        shuffle: bool,
+        trainer: Any,
+        with_epoch: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """A loader of ``dataset`` seeded by this run, reading this rank's share under DDP
+        (``trainer``'s rank and world size; none before a Trainer holds the DataModule)."""
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = ResumableSampler(dataset, shuffle, run_seed(), rank, world, with_epoch=with_epoch)
+        return cls(dataset, batch_size, sampler, **kwargs)
+
     def state_dict(self) -> dict[str, int]:
         # Between two epochs (Lightning has set the next one), nothing of the next is trained.
         epoch = self.sampler.epoch

@@ -51,7 +51,7 @@ def _files(folder: str) -> Iterator[tuple[str, int]]:
     folder's listing; only the size asks the file system, never the content)."""
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):  # as pathlib's rglob: no linked folder
                 yield from _files(entry.path)
             elif entry.is_file():
                 yield entry.path, entry.stat().st_size
@@ -66,7 +66,10 @@ def fingerprint(path: Path) -> dict[str, Any]:
                 digest.update(block)
         return {"kind": "file", "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
     skip = len(str(path).rstrip(os.sep)) + 1
-    files = sorted((name[skip:].replace(os.sep, "/"), size) for name, size in _files(str(path)))
+    files = sorted(
+        ((name[skip:].replace(os.sep, "/"), size) for name, size in _files(str(path))),
+        key=lambda file: file[0].split("/"),  # folder by folder, as a path sorts
+    )
     for name, size in files:
         digest.update(f"{name}\0{size}\n".encode())
     total = sum(size for _, size in files)
