@@ -140,3 +140,38 @@ def test_a_label_that_looks_like_a_formula_is_quoted_in_predictions() -> None:
     safe = spreadsheet_safe(table)
     assert safe["pred"].tolist() == ["'=HYPERLINK(1)", "-1", "'+x", "cat"]
     assert list(safe.columns) == ["pred", "'@cmd"] and safe["'@cmd"].tolist() == [0.1] * 4
+
+
+@pytest.mark.parametrize("bad_images", ["error", pytest.param("skip", marks=pytest.mark.slow)])
+def test_an_image_found_unreadable_by_a_worker_is_named_and_the_run_kept(
+    bad_images: str,
+    make_cfg: Callable[..., object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Setup decodes a sample of the images (here 2); a worker meets the unreadable one
+    later. With bad_images=error the run stops with one line naming it and keeps its run
+    directory (checkpoints to resume from once the file is fixed); with skip it is left out
+    of its batch, named once, and the run ends."""
+    from trainlab.data import image_folder
+    from trainlab.runtime.cli import reject_bad_config
+
+    monkeypatch.setattr(image_folder, "CHECKED", 2)
+    overrides = _images(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)(tmp_path)
+    overrides[-1] = "data.num_workers=2"
+    cfg = make_cfg(*overrides, f"data.bad_images={bad_images}", "net=cnn", *QUICK)
+    run = Path(cfg.paths.output_dir)  # type: ignore[attr-defined]
+    if bad_images == "skip":
+        fit(cfg)  # type: ignore[arg-type]
+        named = [r.message for r in caplog.records if "bad.png" in r.message]
+        assert len(named) == 1 and "1 unreadable image(s) so far" in named[0]
+        return
+    with pytest.raises(SystemExit) as stopped:
+        reject_bad_config(lambda: fit(cfg), str(run))  # type: ignore[arg-type]
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.match(r"trainlab: error: data.root: cannot read image .*b/bad.png", line), line
+    assert "data.bad_images=skip" in line
+    assert (run / "config.yaml").is_file()  # found mid-run: the run directory stays

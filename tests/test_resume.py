@@ -72,7 +72,7 @@ def test_a_loader_resumed_mid_epoch_reads_the_rest_of_that_epoch(before: int, af
     batches = iter(first)
     seen = _order([next(batches) for _ in range(3)])
     state = first.state_dict()
-    assert state == {"epoch": 1, "trained": 3, "batch_size": 8}
+    assert state == {"epoch": 1, "trained": 3}
 
     resumed = _loader(after)
     resumed.load_state_dict(state)

@@ -6,3 +6,8 @@ class ConfigError(ValueError):
 
     The message names the key or file and says what would be valid.
     """
+
+
+class DataError(ConfigError):
+    """Bad data found while the run trains (an image a worker cannot read): the run stops
+    naming it, and keeps what it wrote, to resume from once the data is fixed."""

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from trainlab.data.resumable import ResumableLoader, run_seed
 from trainlab.data.splits import check_fractions, check_int, stratified_indices
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -242,15 +242,17 @@ class ImageLoader(ResumableLoader):
     """Batches of images ``(x, y)``; an image the workers could not read fails the run naming
     it (``bad_images=error``) or is left out of its batch and named once (``skip``)."""
 
-    def __init__(self, *args: Any, bad_images: str = "error", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, bad_images: str = "error", left_out: set[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, collate_fn=collate_images, **kwargs)
         self.bad_images = bad_images
-        self.left_out: set[str] = set()
+        self.left_out = left_out if left_out is not None else set()  # the DataModule's, shared
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         for x, y, bad in super().__iter__():
             if bad and self.bad_images == "error":
-                raise ConfigError(
+                raise DataError(
                     f"data.root: cannot read image {bad[0]}; remove it, or give "
                     "data.bad_images=skip to leave unreadable images out"
                 )
@@ -332,6 +334,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.stats_images = stats_images
         self.datasets: dict[str, ImageFiles] = {}
+        self.left_out: set[str] = set()  # unreadable images the workers met (bad_images=skip)
         # What trainlab reads (the README's "Your own DataModule"); known after setup().
         self.task = "classification"
         self.modality = "image"
@@ -388,6 +391,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             bad_images=self.bad_images,
+            left_out=self.left_out,
         )
         return loader
 

@@ -117,11 +117,10 @@ class ResumableLoader(DataLoader):
     def state_dict(self) -> dict[str, int]:
         # Between two epochs (Lightning has set the next one), nothing of the next is trained.
         epoch = self.sampler.epoch
-        trained = self._served if self._served_epoch == epoch else 0
-        return {"epoch": epoch, "trained": trained, "batch_size": int(self.batch_size or 0)}
+        return {"epoch": epoch, "trained": self._served if self._served_epoch == epoch else 0}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self._resume = {k: int(v) for k, v in state.items()}
+        self._resume = {"epoch": int(state["epoch"]), "trained": int(state["trained"])}
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         resume, self._resume = self._resume, None
@@ -129,15 +128,6 @@ class ResumableLoader(DataLoader):
         start = 0
         if resume is not None and resume["epoch"] == epoch:  # interrupted mid-epoch
             start = resume["trained"]
-            if resume.get("batch_size", self.batch_size) != self.batch_size:
-                log.warning(
-                    "resumed with batch_size %s where the checkpoint's epoch was cut in batches "
-                    "of %s: the rest of this epoch is read from sample %d on",
-                    self.batch_size,
-                    resume["batch_size"],
-                    start * resume["batch_size"],
-                )
-                start = start * resume["batch_size"] // int(self.batch_size or 1)
         self.sampler.start = start * int(self.batch_size or 1)
         self.generator = torch.Generator().manual_seed(self.sampler.seed * 1_000_003 + epoch)
         self._served, self._served_epoch = start, epoch
@@ -151,7 +141,8 @@ def convertible(loader: Any) -> str | None:
     if isinstance(loader, ResumableLoader):
         return None
     if type(loader) is not DataLoader:
-        return f"a {type(loader).__name__}, not a plain DataLoader"
+        kind = type(loader)
+        return f"a {kind.__module__}.{kind.__qualname__}, not a plain DataLoader"
     if isinstance(loader.dataset, IterableDataset):
         return "an IterableDataset (its order is its own)"
     if type(loader.batch_sampler) is not BatchSampler or loader.batch_size is None:
@@ -172,7 +163,7 @@ def resumable(loader: Any, seed: int, rank: int = 0, world_size: int = 1) -> Any
     ``shuffle`` true or false: the same dataset, batch size, workers and collate function, the
     order drawn from ``(seed, epoch)``, as Lightning does under DDP. Any other loader is
     returned as it is (see :func:`convertible`)."""
-    if convertible(loader) is not None or isinstance(loader, ResumableLoader):
+    if isinstance(loader, ResumableLoader) or convertible(loader) is not None:
         return loader
     sampler = ResumableSampler(
         loader.dataset,

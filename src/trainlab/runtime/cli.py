@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.runtime.configs import CONFIG_DIR, print_help, register_resolvers
 from trainlab.trust.files import discard
 from trainlab.trust.secrets import protect_process
@@ -22,10 +22,14 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 def reject_bad_config(job: Callable[[], T], output_dir: str) -> T:
     """Run ``job``; a :class:`ConfigError` becomes ``trainlab: error: ...`` on stderr and exit
     code 2, and what this process created in the run directory (all of it, with the folders
-    above that it made, when the directory is new) is removed: see :func:`discard`. A full
-    disk (or quota) becomes one line naming the file and what is intact, and exit code 1."""
+    above that it made, when the directory is new) is removed: see :func:`discard`. Bad data
+    found while training (:class:`DataError`, code 2) and a full disk or quota (code 1) become
+    one line naming the file and what is intact, and the run directory stays."""
     try:
         return job()
+    except DataError as err:  # found mid-run: what the run wrote stays, to resume from
+        print(f"trainlab: error: {err}; {intact(Path(output_dir), 'fix it')}", file=sys.stderr)
+        raise SystemExit(2) from err
     except ConfigError as err:
         discard(output_dir)
         print(f"trainlab: error: {err}", file=sys.stderr)
@@ -33,27 +37,24 @@ def reject_bad_config(job: Callable[[], T], output_dir: str) -> T:
     except OSError as err:
         if err.errno not in FULL:
             raise
-        print(f"trainlab: error: {disk_full(err, Path(output_dir))}", file=sys.stderr)
+        said = f"{err.strerror} writing {err.filename or output_dir}"
+        print(f"trainlab: error: {said}; {intact(Path(output_dir), 'free space')}", file=sys.stderr)
         raise SystemExit(1) from err
 
 
-def disk_full(err: OSError, run_dir: Path) -> str:
-    """What a run stopped by a full disk says: the file, and the state to resume from."""
-    from trainlab.trust.loading import check_checkpoint
+def intact(run_dir: Path, remedy: str) -> str:
+    """What a run stopped midway keeps: the state it resumes from, if there is one yet."""
+    from trainlab.trust.loading import check_checkpoint, load_checkpoint
 
-    where = err.filename or run_dir
-    said = f"{err.strerror or 'no space left on device'} writing {where}; "
     latest = run_dir / "checkpoints" / "last.ckpt"
     try:
         check_checkpoint(latest, resume=True)
     except ConfigError:
-        return said + f"no checkpoint of {run_dir} to resume from yet: free space and run again"
-    from trainlab.trust.loading import load_checkpoint
-
+        return f"no checkpoint of {run_dir} to resume from yet: {remedy} and run again"
     step = int(load_checkpoint(latest, mmap=True)["global_step"])
     return (
-        said + f"{latest} (step {step}) and the rows before it in the logs are intact: free "
-        "space and run the same command with resume=auto to continue"
+        f"{latest} (step {step}) and the rows before it in the logs are intact: {remedy} and "
+        "run the same command with resume=auto to continue"
     )
 
 
