@@ -29,12 +29,19 @@ COMMON = [
 @pytest.mark.parametrize(
     "settings",
     [
-        [],
-        ["model/scheduler=cosine", "trainer.gradient_clip_val=0.1"],
-        ["model/scheduler=plateau", "model.scheduler.patience=0"],
-        ["model.mode=max"],  # the best checkpoint stays at epoch 0; last.ckpt must not
+        pytest.param([], id="adam"),
+        pytest.param(["model/scheduler=cosine", "trainer.gradient_clip_val=0.1"], id="cosine+clip"),
+        pytest.param(
+            ["model/scheduler=plateau", "model.scheduler.patience=0"],
+            id="plateau",
+            marks=pytest.mark.slow,  # the fast suite's time; CI runs it
+        ),
+        pytest.param(
+            ["model.mode=max"],  # the best checkpoint stays at epoch 0; last.ckpt must not
+            id="stalled-monitor",
+            marks=pytest.mark.slow,
+        ),
     ],
-    ids=["adam", "cosine+clip", "plateau", "stalled-monitor"],
 )
 def test_resuming_from_last_checkpoint_is_exact(tmp_path: Path, settings: list[str]) -> None:
     common = [*COMMON, "trainer.max_epochs=4", *settings]
@@ -167,8 +174,11 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(
     ("stage", "batch", "step"),
-    [("train", 7, 20 + 8), ("train", 19, 40), ("validation", 0, 40)],
-    ids=["mid-epoch", "last-batch", "mid-validation"],
+    [
+        pytest.param("train", 7, 20 + 8, id="mid-epoch"),
+        pytest.param("train", 19, 40, id="last-batch", marks=pytest.mark.slow),
+        pytest.param("validation", 0, 40, id="mid-validation"),
+    ],
 )
 def test_sigterm_saves_a_state_that_resumes_exactly(
     tmp_path: Path, stage: str, batch: int, step: int
