@@ -389,14 +389,14 @@ def cgroup_epoch(dest: Path, gib: float, cap_gib: float) -> None:
     v2 = Path("/sys/fs/cgroup/trainlab-bench")
     limit = int(cap_gib * 2**30)
     if Path("/sys/fs/cgroup/memory").is_dir():
-        group.mkdir(exist_ok=True)
+        group.mkdir()
         (group / "memory.limit_in_bytes").write_text(str(limit))
         swap = group / "memory.memsw.limit_in_bytes"  # memory and swap together, if present
         if swap.exists():
             swap.write_text(str(limit))
         peak_file, procs = group / "memory.max_usage_in_bytes", group / "cgroup.procs"
     else:
-        v2.mkdir(exist_ok=True)
+        v2.mkdir()
         (v2 / "memory.max").write_text(str(limit))
         (v2 / "memory.swap.max").write_text("0")
         peak_file, procs = v2 / "memory.peak", v2 / "cgroup.procs"
@@ -417,6 +417,7 @@ def cgroup_epoch(dest: Path, gib: float, cap_gib: float) -> None:
         memory=True,
     )
     peak = int(peak_file.read_text()) / 2**30
+    peak_file.parent.rmdir()  # the cgroup this script made, empty again
     span = marks["epochs"][0]
     print(
         f"one epoch over {size:.2f} GiB of packed data ({rows} images {shape}) in a cgroup "
