@@ -104,20 +104,15 @@ def _decode(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One chunk of images as ``uint8`` rows ``(n, C, H, W)``, which of the chunk they are,
     and why the others are unreadable."""
-    from PIL import Image
-
-    from trainlab.data.image_folder import CHANNELS
+    from trainlab.data.image_folder import CHANNELS, read_image
 
     root, names, size, channels = job
     rows: list[np.ndarray | None] = []
     bad: list[str] = []
     for name in names:
-        try:
-            with Image.open(os.path.join(root, name)) as raw:
-                image = raw.convert(CHANNELS[channels])
-                if image.size != size[::-1]:
-                    image = image.resize(size[::-1], Image.Resampling.BILINEAR)
-                pixels = np.asarray(image, dtype=np.uint8)
+        try:  # decoded and resized as the image folder's workers do it
+            image = read_image(os.path.join(root, name), CHANNELS[channels], size)
+            pixels = np.asarray(image, dtype=np.uint8)
         except Exception as err:  # PIL raises many kinds
             bad.append(f"{os.path.join(root, name)} ({type(err).__name__}: {err})")
             rows.append(None)

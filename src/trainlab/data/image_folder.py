@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from trainlab.data.resumable import ResumableLoader, run_seed
 from trainlab.data.splits import check_fractions, check_int, stratified_indices
 from trainlab.errors import ConfigError, DataError
+from trainlab.trust.data import listing
 
 log = logging.getLogger(__name__)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -123,17 +124,6 @@ def check_images(
     return names[keep], labels[keep]
 
 
-def _walk(folder: str) -> Iterator[str]:
-    """The paths of the image files under ``folder``, at any depth (``os.scandir``: one
-    system call per folder, not one per file)."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):  # as pathlib's rglob: no linked folder
-                yield from _walk(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
-                yield entry.path
-
-
 def find_images(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every image under ``root/<class>/`` as its path relative to ``root`` (UTF-8 bytes, one
     array: a million names cost megabytes, not Python objects that every worker would copy),
@@ -153,17 +143,29 @@ def find_images(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         )
     names: list[bytes] = []
     labels: list[int] = []
-    skip = len(str(root)) + 1
     for index, name in enumerate(classes):
-        found = sorted(  # folder by folder, as a path sorts: the split depends on this order
-            (path[skip:].replace(os.sep, "/") for path in _walk(str(root / name))),
-            key=lambda path: path.split("/"),
-        )
+        found = [  # in the order the split was always drawn in (see listing)
+            f"{name}/{path}"
+            for path, _ in listing(root / name)
+            if os.path.splitext(path)[1].lower() in EXTENSIONS
+        ]
         if not found:
             raise ConfigError(f"data.root: class folder {root / name} holds no image {EXTENSIONS}")
         names += [f.encode() for f in found]
         labels += [index] * len(found)
     return np.asarray(names, dtype=np.bytes_), np.asarray(labels, dtype=np.int64), classes
+
+
+def read_image(path: Path | str, mode: str, size: tuple[int, int]) -> Any:
+    """The image at ``path`` as a PIL image in ``mode`` (``L`` or ``RGB``), resized to
+    ``size`` (height, width) where it differs. Raises what PIL raises for a bad file."""
+    from PIL import Image
+
+    with Image.open(path) as raw:
+        image = raw.convert(mode)
+    if image.size != size[::-1]:
+        image = image.resize(size[::-1], Image.Resampling.BILINEAR)
+    return image
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -205,12 +207,7 @@ class ImageFiles(Dataset[tuple[Any, Any]]):
 
     def pixels(self, i: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Image ``i`` as ``(C, H, W)`` floats in [0, 1], augmented with ``generator``."""
-        from PIL import Image
-
-        with Image.open(self.path(i)) as raw:
-            image = raw.convert(self.mode)
-            if image.size != self.size[::-1]:
-                image = image.resize(self.size[::-1], Image.Resampling.BILINEAR)
+        image = read_image(self.path(i), self.mode, self.size)
         if generator is not None and self.augment is not None:
             image = self.augment(image, generator)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # (H, W[, C])

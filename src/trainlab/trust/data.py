@@ -46,15 +46,24 @@ def absolute_paths(data: Any) -> dict[str, str]:
     }
 
 
-def _files(folder: str) -> Iterator[tuple[str, int]]:
-    """Every file under ``folder`` with its size (``os.scandir``: the names come with the
-    folder's listing; only the size asks the file system, never the content)."""
+def _files(folder: str) -> Iterator[os.DirEntry[str]]:
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):  # as pathlib's rglob: no linked folder
                 yield from _files(entry.path)
             elif entry.is_file():
-                yield entry.path, entry.stat().st_size
+                yield entry
+
+
+def listing(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
+    """Every file under ``folder`` at any depth, as its path relative to ``folder`` (with
+    ``/``) and its directory entry, sorted folder by folder as paths sort (``sub/z.png``
+    before ``sub.png``) and without linked folders, as pathlib's ``rglob`` lists them: the
+    order image splits and fingerprints were made in. ``os.scandir`` names the files with
+    their folder's listing; nothing reads them."""
+    skip = len(str(folder).rstrip(os.sep)) + 1
+    found = [(entry.path[skip:].replace(os.sep, "/"), entry) for entry in _files(str(folder))]
+    return sorted(found, key=lambda file: file[0].split("/"))
 
 
 def fingerprint(path: Path) -> dict[str, Any]:
@@ -65,11 +74,7 @@ def fingerprint(path: Path) -> dict[str, Any]:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return {"kind": "file", "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-    skip = len(str(path).rstrip(os.sep)) + 1
-    files = sorted(
-        ((name[skip:].replace(os.sep, "/"), size) for name, size in _files(str(path))),
-        key=lambda file: file[0].split("/"),  # folder by folder, as a path sorts
-    )
+    files = [(name, entry.stat().st_size) for name, entry in listing(path)]
     for name, size in files:
         digest.update(f"{name}\0{size}\n".encode())
     total = sum(size for _, size in files)
