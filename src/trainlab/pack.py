@@ -130,10 +130,10 @@ def pack_images(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     from trainlab.data.image_folder import CHANNELS, find_images
 
+    if args.channels not in CHANNELS:  # before a folder of a million files is listed
+        raise ConfigError(f"--channels must be one of {sorted(CHANNELS)}, got {args.channels}")
     root = Path(args.source).resolve()
     names, labels, classes = find_images(root)
-    if args.channels not in CHANNELS:
-        raise ConfigError(f"--channels must be one of {sorted(CHANNELS)}, got {args.channels}")
     if args.image_size:
         size = (int(args.image_size[0]), int(args.image_size[1]))
     else:

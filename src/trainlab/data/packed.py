@@ -251,8 +251,7 @@ class PackedDataModule(pl.LightningDataModule):
         folder = Path(self.path)
         meta = read_meta(folder)
         shards, labels = open_shards(folder, meta)
-        self._shape = tuple(int(s) for s in meta["shape"])
-        self._dtype = KINDS[meta["kind"]][0]
+        shape, dtype = tuple(int(s) for s in meta["shape"]), KINDS[meta["kind"]][0]
         self.task, self.modality = meta["task"], KINDS[meta["kind"]][1]
         self.class_names = meta.get("class_names")
         self.feature_names = meta.get("feature_names")
@@ -274,25 +273,21 @@ class PackedDataModule(pl.LightningDataModule):
             train_y = labels[indices["train"]].astype(np.float64)
             self.target_stats = (float(train_y.mean()), float(train_y.std()) or 1.0)
             target = self.target_stats
-        mean, std = self._statistics(shards, labels, indices["train"])
+        unit = np.zeros(1, np.float32), np.ones(1, np.float32)
+        raw = PackedRows(shards, shape, dtype, labels, indices["train"], *unit)
+        mean, std = self._statistics(raw)
         for split, rows in indices.items():
-            self.datasets[split] = PackedRows(
-                shards, self._shape, self._dtype, labels, rows, mean, std, target
-            )
-        self.input_shape = tuple(int(s) for s in meta["shape"])
+            self.datasets[split] = PackedRows(shards, shape, dtype, labels, rows, mean, std, target)
+        self.input_shape = shape
         self.num_outputs = len(self.class_names) if self.class_names else 1
 
-    def _statistics(
-        self, shards: list[Shard], labels: np.ndarray, train: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of up to ``stats_rows`` training rows (a fixed pick), in stored units:
-        per channel for images, per feature for tables. Summed 1,000 rows at a time: memory
-        stays bounded whatever the row size."""
-        pick = np.random.default_rng(self.split_seed).permutation(len(train))[: self.stats_rows]
+    def _statistics(self, rows: PackedRows) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of up to ``stats_rows`` of ``rows`` (the training split, unnormalised;
+        a fixed pick), in stored units: per channel for images, per feature for tables. Summed
+        1,000 rows at a time: memory stays bounded whatever the row size."""
+        pick = np.random.default_rng(self.split_seed).permutation(len(rows))[: self.stats_rows]
         pick = np.sort(pick)  # read front to back
-        unit = np.zeros(1, np.float32), np.ones(1, np.float32)
-        rows = PackedRows(shards, self._shape, self._dtype, labels, train, *unit)
-        image = len(self._shape) == 3
+        image = len(rows.shape) == 3
         axes = (0, 2, 3) if image else (0,)
         count, total, squares = 0, 0.0, 0.0
         for start in range(0, len(pick), 1000):
