@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -356,3 +358,24 @@ def test_a_resumed_run_continues_its_wandb_run_and_failures_are_marked(tmp_path:
     job = next((tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()) / "0"
     run = _wandb_run(job)
     assert run["state"] == "failed" and run["exit_code"] == 1 and "failed" in run["tags"]
+
+
+def test_marking_a_failed_wandb_run_never_hides_the_training_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When W&B is gone too (its service killed with a lost node), the callback says so and
+    leaves the training error to be raised."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from trainlab.callbacks import WandbRunStatus
+
+    class Gone(WandbLogger):
+        @property
+        def experiment(self) -> Any:
+            raise ConnectionResetError("Connection lost")
+
+    trainer = SimpleNamespace(is_global_zero=True, loggers=[Gone(save_dir=str(tmp_path))])
+    WandbRunStatus().on_exception(trainer, None, RuntimeError("gloo: peer lost"))  # type: ignore[arg-type]
+    assert (
+        "could not mark the W&B run failed (ConnectionResetError: Connection lost)" in caplog.text
+    )

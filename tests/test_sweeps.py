@@ -81,10 +81,18 @@ def test_the_summary_counts_finished_failed_and_unfinished_jobs(tmp_path: Path) 
     (tmp_path / "1" / FAILURE_FILE).write_text(
         json.dumps({"error": "ValueError", "message": "bad value\nmore lines"})
     )
-    # job 2 never finished: neither ok nor failed
+    # job 2 never finished (stopped from outside): neither ok nor failed, and not a success
     line, failed = summarize(tmp_path)
     assert failed
-    assert line == "2 ok, 1 failed: job 1 (ValueError: bad value) (each job's failure.json)"
+    assert line == (
+        "2 ok, 1 failed: job 1 (ValueError: bad value) (each job's failure.json), 1 unfinished: "
+        "job 2 (no metrics.json nor failure.json; run the same command with resume=auto to finish)"
+    )
+    (tmp_path / "1" / FAILURE_FILE).unlink()
+    (tmp_path / "1" / "metrics.json").write_text("{}")
+    assert summarize(tmp_path)[1]  # only an unfinished job: the sweep did not succeed either
+    (tmp_path / "2" / "metrics.json").write_text("{}")
+    assert summarize(tmp_path) == ("4 ok, 0 failed", False)
     assert summarize(tmp_path / "0") == ("0 ok, 0 failed", False)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning.pytorch as pl
 from typing_extensions import override
 
 from trainlab.loggers.wandb import mark_runs
+
+log = logging.getLogger(__name__)
 
 
 class WandbRunStatus(pl.Callback):
@@ -29,4 +33,8 @@ class WandbRunStatus(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         if trainer.is_global_zero and isinstance(exception, Exception):  # not a Ctrl-C
-            mark_runs(trainer.loggers, "failed", f"{type(exception).__name__}: {exception}", True)
+            reason = f"{type(exception).__name__}: {exception}"
+            try:
+                mark_runs(trainer.loggers, "failed", reason, True)
+            except Exception as err:  # W&B gone too (a lost node): the training error is the news
+                log.warning("could not mark the W&B run failed (%s: %s)", type(err).__name__, err)

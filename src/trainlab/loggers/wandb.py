@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from trainlab.trust.files import write_atomic
 
@@ -63,7 +64,8 @@ def wandb_logger(
         kwargs["id"], resumed = run_id(save_dir, resume_from)
         if resumed:
             kwargs.setdefault("resume", "allow")
-    write_atomic(Path(save_dir) / ID_FILE, str(kwargs["id"]))
+    if getattr(rank_zero_only, "rank", 0) == 0:  # the other ranks draw ids W&B never sees
+        write_atomic(Path(save_dir) / ID_FILE, str(kwargs["id"]))
     return WandbLogger(offline=offline, save_dir=save_dir, **kwargs)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,6 +34,11 @@ def survive(job: Callable[[], T], output_dir: str | Path) -> T | None:
     try:
         return job()
     except Exception as err:
+        if (state := slurm_ending_this_job()) is not None:
+            # e.g. a DDP peer on a node that was lost: SLURM ends (and may requeue) the job; a
+            # failure recorded now would be a result for submitit, which then stops waiting
+            log.warning("SLURM is ending this job (%s): %s: %s", state, type(err).__name__, err)
+            raise SystemExit(1) from err
         record = {
             "status": "failed",
             "error": type(err).__name__,
@@ -47,6 +54,22 @@ def survive(job: Callable[[], T], output_dir: str | Path) -> T | None:
         return None
 
 
+def slurm_ending_this_job() -> str | None:
+    """The state of this process's SLURM job where SLURM is ending it (``COMPLETING`` after a
+    cancel or a lost node, ``PENDING`` once requeued ...); None when it runs, or outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = next((f.split("=", 1)[1] for f in shown.split() if f.startswith("JobState=")), None)
+    return None if state in (None, "RUNNING") else state
+
+
 def summarize(sweep_dir: Path) -> tuple[str, bool]:
     """``"3 ok, 1 failed: job 2 (RuntimeError: ...)"`` for the jobs under ``sweep_dir``, and
     whether any failed."""
@@ -55,6 +78,7 @@ def summarize(sweep_dir: Path) -> tuple[str, bool]:
         key=lambda p: int(p.name),
     )
     failed: list[str] = []
+    unfinished: list[str] = []
     ok = 0
     for job in jobs:
         failure = job / FAILURE_FILE
@@ -64,11 +88,19 @@ def summarize(sweep_dir: Path) -> tuple[str, bool]:
             failed.append(f"job {job.name} ({record.get('error')}: {''.join(first_line)})")
         elif (job / "metrics.json").is_file():
             ok += 1
+        else:
+            unfinished.append(job.name)
     line = f"{ok} ok, {len(failed)} failed"
     if failed:
         more = f"; {len(failed) - SHOWN} more" if len(failed) > SHOWN else ""
         line += ": " + "; ".join(failed[:SHOWN]) + more + f" (each job's {FAILURE_FILE})"
-    return line, bool(failed)
+    if unfinished:  # neither result: stopped from outside, or still running elsewhere
+        more = f" and {len(unfinished) - SHOWN} more" if len(unfinished) > SHOWN else ""
+        line += (
+            f", {len(unfinished)} unfinished: job {', '.join(unfinished[:SHOWN])}{more} (no "
+            f"metrics.json nor {FAILURE_FILE}; run the same command with resume=auto to finish)"
+        )
+    return line, bool(failed or unfinished)
 
 
 class SweepSummary(Callback):
