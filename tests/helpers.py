@@ -152,10 +152,14 @@ def find_postgres_bin() -> Path | None:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(password: str | None = None) -> Iterator[str]:
+def throwaway_postgres(
+    password: str | None = None, host: str = "127.0.0.1", clients: str | None = None
+) -> Iterator[str]:
     """A PostgreSQL server on a free port, removed afterwards; yields the URL of its database
     ``optuna`` for the user ``postgres``. With ``password``, the server asks for it
-    (scram-sha-256) and the URL leaves it out: give it in the storage URL or ``PGPASSWORD``."""
+    (scram-sha-256) and the URL leaves it out: give it in the storage URL or ``PGPASSWORD``.
+    It listens on ``host`` too, and lets in the network ``clients`` (e.g. ``10.77.0.0/24``,
+    another node's processes) with the same authentication."""
     import os
     import pwd
     import shutil
@@ -192,7 +196,12 @@ def throwaway_postgres(password: str | None = None) -> Iterator[str]:
             os.chown(base / "pw", user.pw_uid, user.pw_gid)
         auth = ["--auth=scram-sha-256", f"--pwfile={base / 'pw'}"]
     pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", *auth)
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
+    if clients is not None:
+        method = "trust" if password is None else "scram-sha-256"
+        with open(data / "pg_hba.conf", "a") as hba:
+            hba.write(f"host all all {clients} {method}\n")
+    addresses = ",".join(dict.fromkeys(["127.0.0.1", host]))
+    options = f"-p {port} -k {base} -c listen_addresses={addresses}"
     pg(
         str(bin_dir / "pg_ctl"),
         "-D",
@@ -205,9 +214,9 @@ def throwaway_postgres(password: str | None = None) -> Iterator[str]:
         "start",
     )
     try:
-        host = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-        pg(str(bin_dir / "createdb"), *host, "optuna")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
+        local = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        pg(str(bin_dir / "createdb"), *local, "optuna")
+        yield f"postgresql+psycopg2://postgres@{host}:{port}/optuna"
     finally:
         pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)

@@ -1,7 +1,9 @@
-"""The cluster path on a real SLURM scheduler (``scripts/slurm_cluster.sh start`` makes one; CI
-does): a sweep as SLURM jobs, a requeued job and a job stopped by its time limit that end with the
-weights of an uninterrupted run, DDP through ``srun``, a throttled job array, a cancelled sweep
-resumed, and an Optuna study on PostgreSQL whose workers are SLURM jobs.
+"""The cluster path on a real SLURM scheduler (``scripts/slurm_cluster.sh start`` makes one;
+CI makes one of two nodes, ``start --nodes 2``): a sweep as SLURM jobs, a requeued job and a job
+stopped by its time limit that end with the weights of an uninterrupted run, DDP through ``srun``,
+a throttled job array, a cancelled sweep resumed, and an Optuna study on PostgreSQL whose workers
+are SLURM jobs. On two nodes also: DDP across them, a node lost mid-training, and a sweep and an
+Optuna study spread over both. The tests that need two nodes skip on one.
 
 Skipped, with the reason, where no SLURM answers. SLURM holds a requeued job for about two
 minutes before it may start again (its begin time); the tests release such jobs at once with
@@ -41,6 +43,7 @@ LAUNCHER = [
 ]
 QUICK = ["trainer.accelerator=cpu", "callbacks.progress_bar=null"]
 SLOW = ["callbacks.early_stopping=null", "+callbacks.sleep._target_=tests.helpers.Sleep"]
+DOWN = r"down|drain|fail|unk|inval|future|not_resp"  # sinfo's states of a node that is not up
 ENV = {"PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
@@ -53,8 +56,7 @@ def _slurm_missing() -> str | None:
         )
     except subprocess.TimeoutExpired:
         return "SLURM does not answer (sinfo timed out)"
-    down = r"down|drain|fail|unk|inval|future|not_resp"
-    if found.returncode != 0 or all(re.match(down, s) for s in found.stdout.split()):
+    if found.returncode != 0 or all(re.match(DOWN, s) for s in found.stdout.split()):
         return f"SLURM has no node up: {(found.stderr or found.stdout).strip()}"
     return None
 
@@ -65,6 +67,31 @@ def cluster() -> Iterator[None]:
         pytest.skip(reason)
     yield
     subprocess.run(["scancel", f"--name={NAME}"], check=False)
+
+
+def _nodes() -> list[str]:
+    """The names of the cluster's nodes that are up."""
+    listed = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%T"], capture_output=True, text=True)
+    rows = (line.split("|") for line in listed.stdout.split())
+    return sorted({node for node, state in rows if not re.match(DOWN, state)})
+
+
+def _controller() -> tuple[None, str, str | None]:
+    """``(None, address, network)`` of the controller as the nodes reach it, for
+    :func:`throwaway_postgres`: ``127.0.0.1`` and no network on a one-node cluster; the address in
+    ``SlurmctldHost=host(address)`` and its /24 on a cluster of namespaced nodes."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    found = re.search(r"^SlurmctldHost\[0\]\s*=\s*\S+\(((\d+\.\d+\.\d+)\.\d+)\)", config, re.M)
+    if found is None:
+        return None, "127.0.0.1", None
+    return None, found.group(1), f"{found.group(2)}.0/24"
+
+
+def _two_nodes() -> list[str]:
+    nodes = _nodes()
+    if len(nodes) < 2:
+        pytest.skip(f"one node up ({nodes}); scripts/slurm_cluster.sh start --nodes 2 makes two")
+    return nodes[:2]
 
 
 def _start(cwd: Path, *args: str, log: str = "sweep") -> subprocess.Popen[str]:
@@ -247,6 +274,114 @@ def test_ddp_ranks_from_srun_end_with_identical_weights(tmp_path: Path) -> None:
     assert "#SBATCH --ntasks-per-node=2" in script and "srun" in script
 
 
+RECORD = [
+    "+callbacks.record._target_=tests.helpers.RecordRankWeights",
+    "+callbacks.record.dirpath=${paths.output_dir}/ranks",
+]
+ACROSS = [  # DDP over two nodes, one process on each
+    "hydra.launcher.nodes=2",
+    "hydra.launcher.tasks_per_node=1",
+    "trainer=ddp_cpu",
+    "trainer.devices=1",
+    "trainer.num_nodes=2",
+]
+ON_ONE = ["hydra.launcher.tasks_per_node=2", "trainer=ddp_cpu"]  # two processes on one node
+
+
+def _rank_weights(job: Path) -> list[str]:
+    return [json.loads((job / "ranks" / f"rank{r}.json").read_text())["weights"] for r in (0, 1)]
+
+
+def _one_wandb_run(job: Path, starts: int = 1) -> None:
+    run_id = (job / "wandb_id").read_text().strip()
+    runs = sorted((job / "wandb").glob("offline-run-*"))
+    assert len(runs) == starts and all(r.name.endswith(f"-{run_id}") for r in runs), runs
+
+
+def test_ddp_across_two_nodes_ends_as_ddp_on_one(tmp_path: Path) -> None:
+    """Ranks on two hosts: one run directory that names both hosts, one W&B run, and weights
+    equal on both ranks and bit for bit equal to two processes on one node."""
+    nodes = _two_nodes()
+    common = ["trainer.max_epochs=2", "logger=many", *RECORD]
+    across = _start(tmp_path, f"hydra.sweep.dir={tmp_path / 'across'}", *ACROSS, *common)
+    one = _start(tmp_path, f"hydra.sweep.dir={tmp_path / 'one'}", *ON_ONE, *common, log="one")
+    _succeed(across, tmp_path)
+    _succeed(one, tmp_path, "one")
+    job = tmp_path / "across" / "0"
+    ranks = json.loads((job / "env.json").read_text())["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert sorted(r["hostname"] for r in ranks) == nodes  # a rank on each host
+    assert [r["node"] for r in ranks] == [r["hostname"] for r in ranks]
+    assert len(json.loads((tmp_path / "one" / "0" / "env.json").read_text())["ranks"]) == 2
+    weights = _rank_weights(job)
+    assert weights[0] == weights[1] == _rank_weights(tmp_path / "one" / "0")[0]
+    runs = [p.parent for p in (tmp_path / "across").rglob("metrics.json")]
+    assert runs == [job]  # one run directory, written by rank 0
+    _one_wandb_run(job)
+
+
+def test_a_node_lost_mid_training_requeues_the_job_to_the_uninterrupted_result(
+    tmp_path: Path,
+) -> None:
+    """DDP over two nodes; after two epochs one node is lost (every process on it killed and
+    SLURM told it is down). SLURM requeues the job; once the node is back the job continues in its
+    own directory from its last.ckpt and ends with the weights and learning curve of the same run
+    uninterrupted (two processes on the other node, the reference)."""
+    nodes = _two_nodes()
+    if os.geteuid() != 0:
+        pytest.skip("losing a node (scripts/slurm_cluster.sh kill-node) needs root")
+    args = [
+        "trainer.max_epochs=6",
+        "logger=many",
+        *SLOW,
+        "callbacks.last_checkpoint.every_seconds=0",
+    ]
+    lost = _start(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path / 'lost'}",
+        *ACROSS,
+        *args,
+        "+callbacks.sleep.seconds=0.5",
+    )
+    reference = _start(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path / 'ref'}",
+        *ON_ONE,
+        f"+hydra.launcher.additional_parameters.nodelist={nodes[0]}",
+        *args,
+        "+callbacks.sleep.seconds=0.05",
+        log="ref",
+    )
+    job = tmp_path / "lost" / "0"
+    _wait_for(lambda: _epochs_done(job) >= 2, "two epochs of the job")
+    script = ROOT / "scripts" / "slurm_cluster.sh"
+    job_id = _slurm(job)["SLURM_JOB_ID"]
+    subprocess.run([script, "kill-node", nodes[1]], check=True, capture_output=True)
+    try:
+        _wait_for(lambda: _job(job_id)["JobState"] == "PENDING", "the job's requeue", 120)
+    finally:
+        subprocess.run([script, "revive-node", nodes[1]], check=True, capture_output=True)
+    output = _succeed(lost, tmp_path)
+    _succeed(reference, tmp_path, "ref")
+    assert "1 ok, 0 failed" in output
+    assert _slurm(job)["SLURM_RESTART_COUNT"] == "1"
+    assert "resume=auto: continuing" in (job / "train.log").read_text()
+    _same_run(job, tmp_path / "ref" / "0")
+    hosts = sorted(r["hostname"] for r in json.loads((job / "env.json").read_text())["ranks"])
+    assert hosts == nodes
+    _one_wandb_run(job, starts=2)
+
+
+def test_a_sweep_spreads_over_both_nodes(tmp_path: Path) -> None:
+    nodes = _two_nodes()
+    sweep = tmp_path / "sweep"
+    seeds = ",".join(str(s) for s in range(1, 9))
+    proc = _start(tmp_path, f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", f"seed={seeds}")
+    assert "8 ok, 0 failed" in _succeed(proc, tmp_path)
+    hosts = [json.loads((sweep / str(n) / "env.json").read_text())["hostname"] for n in range(8)]
+    assert sorted(set(hosts)) == nodes, hosts
+
+
 def test_a_job_array_runs_no_more_jobs_at_once_than_its_parallelism(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = _start(
@@ -283,17 +418,24 @@ def test_a_cancelled_sweep_resumes_when_run_again(tmp_path: Path) -> None:
 
 
 def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path) -> None:
-    with throwaway_postgres() as storage:
+    """Two workers, each a SLURM job (on a node each where the cluster has two)."""
+    nodes = _nodes()
+    jobs = []
+    # the workers reach the database at the controller's address, as every node does
+    with throwaway_postgres(*_controller()) as storage:
         for i in range(2):
             cwd = tmp_path / f"worker{i}"
             cwd.mkdir()
             worker = [*WORKER, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=6"]
             command = " ".join([sys.executable, "-m", "trainlab.train", *worker])
-            subprocess.run(
+            where = [f"--nodelist={nodes[i]}"] if len(nodes) >= 2 else []
+            submitted = subprocess.run(
                 [
                     "sbatch",
+                    "--parsable",
                     f"--job-name={NAME}",
                     "--cpus-per-task=1",
+                    *where,
                     f"--chdir={cwd}",
                     f"--output={cwd / 'worker.log'}",
                     f"--export=ALL,TRAINLAB_ROOT={cwd},PYTHONPATH={ROOT}",
@@ -301,11 +443,15 @@ def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path
                 ],
                 check=True,
                 capture_output=True,
+                text=True,
             )
+            jobs.append(submitted.stdout.strip().split(";")[0])
         _wait_for(lambda: not _queue("%i"), "the workers' jobs", limit=400)
         outputs = [(tmp_path / f"worker{i}" / "worker.log").read_text() for i in range(2)]
         assert _states(storage) == ["COMPLETE"] * 6, "\n".join(o[-2000:] for o in outputs)
         assert sum(_ran(outputs)) == 6 and min(_ran(outputs)) >= 1
+    if len(nodes) >= 2:
+        assert [_job(j)["NodeList"] for j in jobs] == nodes[:2]
 
 
 def test_no_secret_reaches_a_file_a_slurm_sweep_writes(tmp_path: Path) -> None:

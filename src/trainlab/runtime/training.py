@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.callbacks.monitor import MonitorCheck
 from trainlab.callbacks.random_state import RandomState
+from trainlab.callbacks.ranks import RecordRanks
 from trainlab.compat import warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.extras import require_for_loggers
@@ -193,6 +194,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         check(load_checkpoint(ckpt, mmap=True))  # what a resume would set, before any write
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
+    callbacks.insert(0, RecordRanks(out_dir / "env.json"))  # with 2+ processes: their hosts
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
     require_for_loggers(cfg.get("logger"))
