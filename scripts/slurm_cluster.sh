@@ -34,11 +34,14 @@ ours() { [ ! -e "$CONF" ] || grep -qF "$MARK" "$CONF" 2>/dev/null; }
 
 install() {
   need_root install
-  if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then
+  if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null &&
+    command -v ip >/dev/null && command -v nsenter >/dev/null; then
     return
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+  # iproute2 and util-linux (ip, nsenter, unshare): the nodes of start --nodes N
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge \
+    iproute2 util-linux >/dev/null
 }
 
 NET=10.77.0         # the nodes' bridge: the controller at .1, node I at .1I
