@@ -223,8 +223,59 @@ def test_optuna_search_composes() -> None:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("SharedStudySweeper") and sweeper.direction == "minimize"
+    assert sweeper._target_ == "hydra_plugins.trainlab_sweeper.OptunaSweeper"
+    assert sweeper.direction == "minimize" and not sweeper.pruner
     assert set(sweeper.params) == {"model.optimizer.lr", "data.batch_size", "net.dropout"}
+
+
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
+def test_each_pruner_composes_and_builds(pruner: str) -> None:
+    import optuna
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            ["hparams_search=optuna", f"hydra/sweeper/pruner={pruner}", "trainer.max_epochs=9"],
+            return_hydra_config=True,
+        )
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert isinstance(sweeper.pruner, optuna.pruners.BasePruner)
+    assert isinstance(sweeper.sampler, optuna.samplers.TPESampler)
+    if pruner == "hyperband":
+        assert sweeper.pruner._max_resource == 9  # the run's max_epochs
+
+
+def test_a_hydra_optuna_sweeper_config_runs_on_trainlabs_sweeper() -> None:
+    """The keys of hydra-optuna-sweeper's config, as its users wrote them, build trainlab's."""
+    import optuna
+    from hydra.utils import instantiate
+
+    from trainlab.sweeps.optuna import StudySweeper
+
+    given = [
+        "hydra/sweeper=optuna",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=123",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.study_name=lr",
+        "hydra.sweeper.storage=null",
+        "hydra.sweeper.n_trials=20",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.max_failure_rate=0.5",
+        "hydra.sweeper.params={model.optimizer.lr:'tag(log, interval(0.0001, 0.1))'}",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", given, return_hydra_config=True)
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert isinstance(sweeper, StudySweeper) and sweeper.directions() == ["maximize"]
+    assert isinstance(sweeper.sampler, optuna.samplers.RandomSampler)
+    assert (sweeper.n_trials, sweeper.n_jobs, sweeper.max_failure_rate) == (20, 2, 0.5)
+    space, fixed = sweeper.space(["seed=3"])
+    assert space == {
+        "model.optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)
+    }
+    assert fixed == {"seed": "3"}
 
 
 @pytest.mark.parametrize("name", ["eval", "predict"])

@@ -1,14 +1,20 @@
-"""One Optuna study, many workers: a global trial budget on SQLite and on a real PostgreSQL
-server, failed trials recorded, and a study that continues after every worker stopped."""
+"""trainlab's Optuna sweeper on current Optuna. One study, many workers: a global trial budget
+on a journal file, on SQLite and on a real PostgreSQL server, failed trials recorded, a killed
+worker's trial failed by its heartbeat, a study that continues after every worker stopped and
+one made with Optuna 2 carried over. Pruning in the job, in-process and in joblib workers (the
+SLURM workers are in test_slurm.py), with the pruned runs' curves kept and reported."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, run_cli
@@ -49,11 +55,16 @@ def _workers(tmp_path: Path, storage: str, budget: int, count: int, *extra: str)
     return outputs
 
 
-def _states(storage: str) -> list[str]:
+def _study(storage: str, name: str = "shared") -> Any:
     import optuna
 
-    study = optuna.load_study(study_name="shared", storage=storage)
-    return [t.state.name for t in study.trials]
+    from trainlab.sweeps.optuna import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def _states(storage: str) -> list[str]:
+    return [t.state.name for t in _study(storage).trials]
 
 
 def _ran(outputs: list[str]) -> list[int]:
@@ -70,8 +81,10 @@ def _check_shared_study(tmp_path: Path, storage: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_sqlite_study(tmp_path: Path) -> None:
-    _check_shared_study(tmp_path, f"sqlite:///{tmp_path / 'study.db'}")
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_workers_share_one_study(tmp_path: Path, kind: str) -> None:
+    journal = str(tmp_path / "shared" / "study.journal")
+    _check_shared_study(tmp_path, journal if kind == "journal" else f"sqlite:///{tmp_path}/s.db")
 
 
 @pytest.mark.slow
@@ -93,12 +106,16 @@ def test_a_trial_whose_run_crashed_is_recorded_as_failed(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_a_trial_whose_worker_was_killed_leaves_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_trial_whose_worker_was_killed_leaves_the_budget(tmp_path: Path, kind: str) -> None:
     """A worker killed mid-trial leaves the trial RUNNING; once its heartbeats stop for the
-    grace period, the next worker fails it and runs the whole budget."""
+    grace period, the next worker fails it and runs the whole budget (Optuna's heartbeat in a
+    database, trainlab's in a journal, which has none)."""
     import time
 
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = str(tmp_path / "study.journal")
+    if kind == "sqlite":
+        storage = f"sqlite:///{tmp_path / 'study.db'}"
     quick = ["shared_study.heartbeat_seconds=1", "shared_study.grace_seconds=2"]
     kill = ["+callbacks.kill._target_=tests.helpers.SignalAt", "+callbacks.kill.epoch=0"]
     kill += ["+callbacks.kill.batch=3", "+callbacks.kill.signal=SIGKILL"]
@@ -141,3 +158,162 @@ def postgres() -> Iterator[str]:
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(tmp_path: Path, postgres: str) -> None:
     _check_shared_study(tmp_path, postgres)
+
+
+def test_sweep_overrides_become_optuna_distributions() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from trainlab.sweeps.optuna import configured_distribution, distributions, grid
+
+    space, fixed = distributions(
+        [
+            "model.optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+            "net.dropout=interval(0.0, 0.5)",
+            "data.batch_size=choice(32, 64)",
+            "net.hidden=range(16, 64, 16)",
+            "trainer.max_epochs=tag(log, interval(2, 32))",
+            "seed=3",
+        ]
+    )
+    assert space == {
+        "model.optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "net.dropout": FloatDistribution(0.0, 0.5),
+        "data.batch_size": CategoricalDistribution([32, 64]),
+        "net.hidden": IntDistribution(16, 64, step=16),
+        "trainer.max_epochs": FloatDistribution(2.0, 32.0, log=True),  # Hydra: intervals are floats
+    }
+    assert fixed == {"seed": "3"}
+    assert configured_distribution(
+        "x", {"type": "float", "low": 0.1, "high": 1.0, "log": True}
+    ) == (FloatDistribution(0.1, 1.0, log=True))
+    with pytest.raises(ValueError, match="must be int, float or categorical, got 'str'"):
+        configured_distribution("x", {"type": "str"})
+    assert grid({"a": space["net.hidden"], "b": space["data.batch_size"]}) == {
+        "a": [16, 32, 48, 64],
+        "b": [32, 64],
+    }
+    with pytest.raises(ValueError, match=r"GridSampler needs discrete values: net\.dropout"):
+        grid({"net.dropout": space["net.dropout"]})
+
+
+def test_an_unknown_storage_is_refused_by_name(tmp_path: Path) -> None:
+    from trainlab.sweeps.optuna import open_storage
+
+    with pytest.raises(ValueError, match=r"'redis://h/0': give a journal file path") as err:
+        open_storage("redis://h/0")
+    assert "postgresql://" in str(err.value)
+    with pytest.raises(ValueError, match=r"'mongodb://u:\*\*\*@h/db'"):  # no password shown
+        open_storage("mongodb://u:hunter2secret@h/db")
+
+
+def test_a_journal_trial_without_heartbeats_fails_and_leaves_the_budget(tmp_path: Path) -> None:
+    """The journal's heartbeat (Optuna has one for databases only): a RUNNING trial whose last
+    beat is older than the grace period is failed, remembered as stale and not counted; one
+    that beats stays."""
+    import optuna
+
+    from trainlab.sweeps.optuna import (
+        HEARTBEAT_KEY,
+        Settings,
+        counted_trials,
+        open_storage,
+        record_heartbeat,
+        trial_id,
+    )
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead, alive = study.ask(), study.ask()
+    storage.set_trial_system_attr(trial_id(storage, "s", dead.number), HEARTBEAT_KEY, 0.0)
+    record_heartbeat(storage, "s", alive.number)
+    assert counted_trials(study, storage, Settings(grace_seconds=60)) == 1
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
+    assert counted_trials(study, storage, Settings(grace_seconds=60)) == 1  # counted once
+
+
+def test_pruning_needs_a_validation_metric() -> None:
+    from trainlab.sweeps.optuna import check_pruning
+
+    check_pruning("val/acc", object())
+    check_pruning("test/acc", None)  # no pruner: any metric
+    with pytest.raises(ValueError, match="optimized_metric is 'test/acc'; the pruner compares"):
+        check_pruning("test/acc", object())
+
+
+PRUNED = [
+    *WORKER,
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.sampler.seed=0",
+    "hydra/sweeper/pruner=median",
+    "hydra.sweeper.pruner.n_startup_trials=1",
+    "hydra.sweeper.pruner.n_warmup_steps=1",
+    # one rate that learns, one that barely moves: the pruner has something to stop
+    "hydra.sweeper.params={model.optimizer.lr:'choice(0.01,0.00001)'}",
+    "trainer.max_epochs=5",
+    "callbacks.early_stopping=null",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "parallel"])
+def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
+    tmp_path: Path, launcher: str
+) -> None:
+    parallel = (
+        ["hydra/launcher=parallel", "hydra.sweeper.n_jobs=2"] if launcher == "parallel" else []
+    )
+    result = run_cli(
+        "trainlab.train",
+        *PRUNED,
+        "hydra.sweeper.n_trials=6",
+        *parallel,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()
+    study = _study(str(sweep / "optuna.journal"))
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert len(study.trials) == 6 and pruned, [t.state.name for t in study.trials]
+    for trial in pruned:
+        assert trial.params["model.optimizer.lr"] == 1e-5  # the rate that does not learn
+        run = sweep / str(trial.number)
+        summary = json.loads((run / "metrics.json").read_text())
+        assert summary["stop_reason"].startswith("pruned at epoch ")
+        assert summary["epochs"] < 5 and summary["metrics"]["val/loss"] > 1.5
+        curve = pd.read_csv(run / "csv" / "metrics.csv").dropna(subset=["val/loss"])
+        assert len(curve) >= 2  # its epochs' curve, kept
+        # the job fed the trial every epoch it trained, the validation after fit not counted
+        assert sorted(trial.intermediate_values) == list(range(summary["epochs"]))
+    for trial in study.trials:
+        if trial.state.name == "COMPLETE":
+            assert sorted(trial.intermediate_values) == list(range(5))
+    report = run_cli("trainlab.report", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (sweep / "report.md").read_text()
+    assert f"{len(pruned)} pruned" in text and "## Tuning curve" in text
+
+
+@pytest.mark.slow
+def test_a_study_made_with_optuna_2_is_carried_over(tmp_path: Path) -> None:
+    """tests/fixtures/optuna2_study.sql: an SQLite study of 3 trials written by Optuna 2.10.1
+    (trainlab's Optuna before its own sweeper). Optuna refuses its schema and names the command
+    that upgrades it; after ``optuna storage upgrade`` the study goes on within its budget."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as connection:
+        connection.executescript((ROOT / "tests" / "fixtures" / "optuna2_study.sql").read_text())
+    storage = f"sqlite:///{db}"
+    args = [*WORKER, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=4"]
+    env = {"PYTHONPATH": str(ROOT)}
+    refused = run_cli("trainlab.train", *args, cwd=tmp_path, env=env)
+    assert refused.returncode != 0 and "optuna storage upgrade" in refused.stderr
+    optuna_cli = Path(sys.executable).parent / "optuna"
+    subprocess.run([optuna_cli, "storage", "upgrade", "--storage", storage], check=True)
+    done = run_cli("trainlab.train", *args, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "this worker ran 1 of the study's 4 trials" in done.stdout + done.stderr
+    trials = _study(storage).trials
+    assert [t.value for t in trials[:3]] == [0.5, 0.4, 0.3]  # Optuna 2's trials, intact
+    assert trials[3].state.name == "COMPLETE" and set(trials[3].params) == set(trials[0].params)

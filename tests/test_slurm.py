@@ -11,6 +11,7 @@ minutes before it may start again (its begin time); the tests release such jobs 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -29,7 +30,7 @@ import torch
 
 from tests.conftest import ROOT, run_cli
 from tests.helpers import last_weights, learning_curve, throwaway_postgres
-from tests.test_optuna import WORKER, _ran, _states
+from tests.test_optuna import PRUNED, WORKER, _ran, _states, _study
 
 pytestmark = pytest.mark.slow
 
@@ -417,12 +418,17 @@ def test_a_cancelled_sweep_resumes_when_run_again(tmp_path: Path) -> None:
         assert json.loads((sweep / n / "metrics.json").read_text())["epochs"] == 4
 
 
-def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path) -> None:
-    """Two workers, each a SLURM job (on a node each where the cluster has two)."""
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_optuna_workers_as_slurm_jobs_share_one_budget(tmp_path: Path, kind: str) -> None:
+    """Two workers, each a SLURM job (on a node each where the cluster has two), on one
+    journal file of the shared file system or one PostgreSQL database."""
     nodes = _nodes()
     jobs = []
     # the workers reach the database at the controller's address, as every node does
-    with throwaway_postgres(*_controller()) as storage:
+    with contextlib.ExitStack() as stack:
+        storage = str(tmp_path / "studies" / "shared.journal")
+        if kind == "postgresql":
+            storage = stack.enter_context(throwaway_postgres(*_controller()))
         for i in range(2):
             cwd = tmp_path / f"worker{i}"
             cwd.mkdir()
@@ -452,6 +458,24 @@ def test_optuna_workers_as_slurm_jobs_share_one_postgresql_budget(tmp_path: Path
         assert sum(_ran(outputs)) == 6 and min(_ran(outputs)) >= 1
     if len(nodes) >= 2:
         assert [_job(j)["NodeList"] for j in jobs] == nodes[:2]
+
+
+def test_trials_as_slurm_jobs_are_pruned(tmp_path: Path) -> None:
+    """The sweeper here, each trial a SLURM job: the job opens the study (the sweep's journal
+    on the shared file system), feeds it every epoch and stops when the pruner says so."""
+    sweep = tmp_path / "sweep"
+    args = [a for a in PRUNED if not a.startswith("callbacks.progress_bar")]
+    proc = _start(tmp_path, f"hydra.sweep.dir={sweep}", *args, "hydra.sweeper.n_trials=4")
+    output = _succeed(proc, tmp_path)
+    study = _study(str(sweep / "optuna.journal"))
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 4 and "PRUNED" in states, output[-3000:]
+    for trial in study.trials:
+        summary = json.loads((sweep / str(trial.number) / "metrics.json").read_text())
+        assert _slurm(sweep / str(trial.number))["SLURM_JOB_ID"]  # each ran as a SLURM job
+        assert sorted(trial.intermediate_values) == list(range(summary["epochs"]))
+        if trial.state.name == "PRUNED":
+            assert summary["stop_reason"].startswith("pruned at epoch ")
 
 
 def test_no_secret_reaches_a_file_a_slurm_sweep_writes(tmp_path: Path) -> None:

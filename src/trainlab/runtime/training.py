@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import resource
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,7 @@ from trainlab.runtime.build import build_data, build_model, instantiate, instant
 from trainlab.runtime.configs import config_dirs, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
+from trainlab.sweeps.pruning import trial_pruning
 from trainlab.sweeps.slurm import cluster_environment
 from trainlab.trust.checkpoint_io import AtomicCheckpointIO
 from trainlab.trust.data import absolute_paths, check_splits
@@ -197,6 +200,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     callbacks.insert(0, RecordRanks(out_dir / "env.json"))  # with 2+ processes: their hosts
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
+    if (pruning := trial_pruning(cfg)) is not None:  # a trial of a study with a pruner
+        callbacks.append(pruning)
     require_for_loggers(cfg.get("logger"))
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, callbacks, loggers)
@@ -228,8 +233,10 @@ def _train_and_test(
     suggested_lr: float | None,
 ) -> dict[str, float]:
     """Fit, test the best checkpoint, write metrics.json with what the callbacks report."""
+    clock = Clock()
     with lightning_says_what_is_missing(model):
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    compute = clock.spent(trainer)
     # Now: testing the best checkpoint below restores the callbacks' states saved in it.
     reason = stop_reason(trainer)
     plateau = reached_plateau(trainer, reason)
@@ -268,12 +275,41 @@ def _train_and_test(
             "seed": cfg.seed,
             "stop_reason": reason,
             "plateau": plateau,
+            "compute": compute,
         }
         write_atomic(out_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
         write_atomic(
             out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2, allow_nan=True)
         )
     return metrics
+
+
+class Clock:
+    """What a fit cost, for a sweep's compute ledger: wall seconds, CPU seconds of this process
+    and of the DataLoader workers it reaped, and GPU seconds (wall seconds times the GPUs of this
+    process's rank; multiply by ``world_size`` for all ranks)."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+        self.children = _children_cpu()
+
+    def spent(self, trainer: pl.Trainer) -> dict[str, float | int]:
+        wall = time.perf_counter() - self.wall
+        gpu = trainer.strategy.root_device.type == "cuda"
+        return {
+            "fit_seconds": round(wall, 3),
+            "cpu_seconds": round(
+                time.process_time() - self.cpu + _children_cpu() - self.children, 3
+            ),
+            "gpu_seconds": round(wall, 3) if gpu else 0.0,
+            "world_size": int(trainer.world_size),
+        }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return float(usage.ru_utime + usage.ru_stime)
 
 
 @contextmanager
