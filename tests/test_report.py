@@ -299,3 +299,21 @@ def test_runs_a_budget_ended_before_their_plateau_are_named(tmp_path: Path) -> N
         ("0.01", "2"): "yes",
         ("1", "1"): "",
     }
+
+
+def test_the_tuning_curve_is_the_expected_best_of_n_trials() -> None:
+    """Dodge et al. 2019: one trial expects the mean; many expect the best; two trials of
+    values a < b give b with probability 3/4."""
+    import numpy as np
+
+    from trainlab.experiments.stats import expected_max
+
+    values = [0.2, 0.9, 0.5, float("nan")]  # a NaN (a failed trial) is left out
+    assert expected_max(values, 1)[0] == pytest.approx(np.mean([0.2, 0.9, 0.5]))
+    assert expected_max(values, 200)[0] == pytest.approx(0.9)
+    assert expected_max(values, 200)[1] == pytest.approx(0.0, abs=1e-9)
+    mean, sd = expected_max([0.0, 1.0], 2)
+    assert mean == pytest.approx(0.75) and sd == pytest.approx(np.sqrt(0.75 - 0.75**2))
+    rng = np.random.default_rng(0)
+    draws = rng.choice([0.2, 0.9, 0.5], size=(100_000, 3)).max(axis=1)
+    assert expected_max(values, 3)[0] == pytest.approx(draws.mean(), abs=0.003)

@@ -134,5 +134,27 @@ def optuna_trials(report: Report, out: Path) -> list[Path]:
     return [_save(fig, out / "report_trials.png")]
 
 
+def tuning_curve(report: Report, out: Path) -> list[Path]:
+    """The expected best score of n trials, ± one SD (Dodge et al. 2019)."""
+    if not report.tuning:
+        return []
+    plt = _pyplot()
+    n, mean, sd = (np.array(column, dtype=float) for column in zip(*report.tuning, strict=True))
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    ax.plot(n, mean, "o-", label="expected best")
+    ax.fill_between(n, mean - sd, mean + sd, alpha=0.25, label="± 1 SD")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"expected best {report.metric}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return [_save(fig, out / "report_tuning.png")]
+
+
 def draw(report: Report, out: Path) -> list[Path]:
-    return [*swept_keys(report, out), *learning_curves(report, out), *optuna_trials(report, out)]
+    return [
+        *swept_keys(report, out),
+        *learning_curves(report, out),
+        *optuna_trials(report, out),
+        *tuning_curve(report, out),
+    ]

@@ -21,6 +21,7 @@ from trainlab.experiments.stats import (
     Paired,
     Summary,
     bootstrap_interval,
+    expected_max,
     holm,
     interquartile_mean,
     paired,
@@ -90,6 +91,7 @@ class Report:
     optuna: bool
     order: list[str] = field(default_factory=list)  # the permutation control, in words
     budget: list[str] = field(default_factory=list)  # groups whose runs ended before a plateau
+    tuning: list[tuple[int, float, float]] = field(default_factory=list)  # n, E[best of n], SD
     root: Path | None = None  # where the report is written; job paths are shown relative to it
 
     @property
@@ -137,7 +139,54 @@ def build(targets: Iterable[str | Path]) -> Report:
         optuna=any(_optuna_run(r) for r in runs),
         order=_permutation_control(runs, metric, mode, swept),
         budget=_budget(ordered),
+        tuning=tuning_curve(runs, metric, mode) if any(_optuna_run(r) for r in runs) else [],
     )
+
+
+def scored_trials(runs: Sequence[Run], metric: str) -> list[Run]:
+    """The trials of a search with a score: finished or pruned (a pruned trial scores its best
+    checkpoint when it was stopped)."""
+    return [
+        r
+        for r in runs
+        if r.status in ("ok", "pruned") and math.isfinite(r.metrics.get(metric, math.nan))
+    ]
+
+
+def tuning_curve(runs: Sequence[Run], metric: str, mode: str) -> list[tuple[int, float, float]]:
+    """The expected best ``metric`` of n trials and its SD, for n = 1, 2, 4, ... and all of them
+    (Dodge et al. 2019), from the scored trials."""
+    sign = 1.0 if mode == "max" else -1.0
+    values = [sign * r.metrics[metric] for r in scored_trials(runs, metric)]
+    if not values:
+        return []
+    sizes = sorted(
+        {*(2**k for k in range(len(values).bit_length()) if 2**k <= len(values)), len(values)}
+    )
+    return [(n, sign * m, sd) for n in sizes for m, sd in [expected_max(values, n)]]
+
+
+def ledger(report: Report) -> dict[str, Any]:
+    """The compute a search spent: per trial and in all, and the share its pruned trials took."""
+    runs = [r for r in report.runs if r.compute]
+    total = {
+        k: sum(
+            r.compute.get(k, 0.0)
+            * (r.compute.get("world_size", 1.0) if k != "fit_seconds" else 1.0)
+            for r in runs
+        )
+        for k in ("fit_seconds", "cpu_seconds", "gpu_seconds")
+    }
+    pruned = [r for r in runs if r.status == "pruned"]
+    epochs = sum(r.epochs or 0 for r in runs)
+    return {
+        "trials": len(runs),
+        "pruned": len(pruned),
+        "epochs": epochs,
+        "pruned_epochs": sum(r.epochs or 0 for r in pruned),
+        **total,
+        "pruned_cpu_seconds": sum(r.compute.get("cpu_seconds", 0.0) for r in pruned),
+    }
 
 
 def _budget(groups: Sequence[Group]) -> list[str]:
@@ -320,6 +369,10 @@ def job_rows(report: Report) -> list[dict[str, Any]]:
             "epochs": run.epochs if run.epochs is not None else "",
             "plateau": {True: "yes", False: "no", None: ""}[run.plateau],
         }
+        if run.compute:
+            row["cpu s"] = round(run.compute.get("cpu_seconds", math.nan), 1)
+            if run.compute.get("gpu_seconds"):
+                row["gpu s"] = round(run.compute["gpu_seconds"], 1)
         row.update({m: run.metrics.get(m, math.nan) for m in report.headline})
         rows.append(row)
     return rows
@@ -407,7 +460,49 @@ def markdown(report: Report, images: Sequence[Path]) -> str:
         parts += [f"- {line}\n" for line in report.order]
     if report.budget:
         parts += ["\n## Budget\n\n", *[f"- {line}\n" for line in report.budget]]
+    if report.tuning:
+        parts += tuning_section(report)
     parts += ["\n## Jobs\n\n", markdown_table(job_rows(report))]
     if images:
         parts += ["\n## Plots\n\n", *[f"![{p.stem}]({p.name})\n" for p in images]]
     return "".join(parts)
+
+
+def tuning_section(report: Report) -> list[str]:
+    """The tuning curve, the compute ledger and how to read their error bars."""
+    spent = ledger(report)
+    scored = scored_trials(report.runs, report.metric)
+    seeds = sorted({str(r.overrides.get("seed", select(r, "seed"))) for r in scored})
+    rows = [
+        {"trials": n, f"expected best {report.metric}": _fmt(m), "SD": _fmt(sd)}
+        for n, m, sd in report.tuning
+    ]
+    share = spent["pruned_epochs"] / spent["epochs"] if spent["epochs"] else math.nan
+    cpu_share = (
+        spent["pruned_cpu_seconds"] / spent["cpu_seconds"] if spent["cpu_seconds"] else math.nan
+    )
+    return [
+        "\n## Tuning curve\n\nThe expected best validation score of a search of n trials, with "
+        f"its standard deviation, from the {len(scored)} scored trials (Dodge et al. 2019).\n\n",
+        markdown_table(rows),
+        "\n## Compute ledger\n\n",
+        f"{spent['trials']} trials, {spent['pruned']} pruned; {spent['epochs']} epochs, "
+        f"{spent['pruned_epochs']} of them in pruned trials ({share:.0%}); "
+        f"{spent['cpu_seconds']:.0f} CPU-seconds ({cpu_share:.0%} in pruned trials), "
+        f"{spent['gpu_seconds']:.0f} GPU-seconds, {spent['fit_seconds']:.0f} s of training "
+        "wall time. Per trial: the Jobs table's `cpu s` (the training process and the data "
+        "workers it ended; GPU seconds are wall seconds times the GPUs of each rank).\n",
+        "\n## Variability and error bars\n\n"
+        f"Sources of variability: each trial is one training run with one seed "
+        f"({len(seeds)} seed value{'s' if len(seeds) != 1 else ''} over the trials: "
+        f"{', '.join(seeds[:5])}{', ...' if len(seeds) > 5 else ''}), so a trial's score mixes "
+        "the effect of its hyperparameters with seed noise (initialisation, data order, dropout "
+        "masks); the data split is fixed by data.split_seed; the sampler's seed decides which "
+        "configurations are tried. The tuning curve's ± is one standard deviation (SD, not a "
+        "standard error) of the best of n trials drawn with replacement from the trials "
+        "observed; it treats the trials as exchangeable, exact for random search and an "
+        "approximation for TPE, whose later trials depend on earlier ones. Pruned trials "
+        "count with the score of their best checkpoint when they were stopped. To state a "
+        "configuration's score, rerun it over several seeds: the Groups table gives mean ± SD "
+        "with a 95% t-interval and a percentile-bootstrap interval over those seeds.\n",
+    ]

@@ -29,7 +29,7 @@ class Run:
     """One run directory as the report sees it."""
 
     path: Path
-    status: str  # ok, diverged, failed, incomplete or unreadable
+    status: str  # ok, pruned, diverged, failed, incomplete or unreadable
     overrides: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -37,6 +37,7 @@ class Run:
     epochs: int | None = None
     plateau: bool | None = None  # ended on its plateau (early stopping), not at its budget
     number: int | None = None  # the job's number in its sweep
+    compute: dict[str, float] = field(default_factory=dict)  # fit_seconds, cpu_seconds, ...
 
     @property
     def group(self) -> tuple[tuple[str, str], ...]:
@@ -129,11 +130,12 @@ def read_run(path: Path) -> Run:
             summary = json.loads(metrics.read_text())
             run.metrics = {str(k): float(v) for k, v in summary["metrics"].items()}
             run.epochs = summary.get("epochs")
+            run.compute = {str(k): float(v) for k, v in (summary.get("compute") or {}).items()}
             plateau = summary.get("plateau")
             run.plateau = plateau if isinstance(plateau, bool) else None
             reason = str(summary.get("stop_reason") or "")
-            run.status = "diverged" if reason.startswith("diverged") else "ok"
-            if run.status == "diverged":
+            run.status = next((s for s in ("diverged", "pruned") if reason.startswith(s)), "ok")
+            if run.status != "ok":
                 run.error = reason.split(";")[0]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
         run.status = "unreadable"

@@ -155,3 +155,21 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def expected_max(values: Sequence[float], n: int) -> tuple[float, float]:
+    """The expected best of ``n`` trials drawn with replacement from ``values``, and its
+    standard deviation (Dodge et al. 2019, "Show your work": the tuning curve's point at ``n``).
+
+    With the ``N`` finite values sorted, ``v_(1) <= ... <= v_(N)``, the best of ``n`` draws is
+    ``v_(i)`` with probability ``(i/N)^n - ((i-1)/N)^n``. Higher is better: negate the values
+    of a metric to minimise first.
+    """
+    x = np.sort(np.asarray([v for v in values if math.isfinite(v)], dtype=float))
+    count = len(x)
+    if count == 0 or n < 1:
+        return math.nan, math.nan
+    ranks = np.arange(1, count + 1) / count
+    weights = ranks**n - (ranks - 1 / count) ** n
+    mean = float(np.sum(weights * x))
+    return mean, float(math.sqrt(max(float(np.sum(weights * x**2)) - mean**2, 0.0)))
