@@ -103,6 +103,20 @@ def test_a_trial_whose_run_crashed_is_recorded_as_failed(tmp_path: Path) -> None
     assert result.returncode == 1  # the sweep says some jobs failed
     assert "2 ok" not in result.stderr and "2 failed" in result.stderr
     assert _states(storage) == ["FAIL", "FAIL"]
+    # with no failure tolerated, the first failed trial ends the search
+    strict = run_cli(
+        "trainlab.train",
+        *WORKER,
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'strict.db'}",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_failure_rate=0.0",
+        *crash,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    said = strict.stdout + strict.stderr
+    assert strict.returncode == 1 and "more than max_failure_rate=0 allows" in said
+    assert _states(f"sqlite:///{tmp_path / 'strict.db'}") == ["FAIL"]
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ HEARTBEAT_KEY = "trainlab:heartbeat"  # a journal trial's last heartbeat (second
 STALE_KEY = (
     "trainlab:stale_trials"  # a study user attribute: trials failed because their worker died
 )
-RDB_SCHEMES = ("sqlite:///", "postgresql", "mysql")
+RDB_SCHEMES = ("sqlite:///", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ def open_storage(spec: str, settings: Settings | None = None) -> Any:
             "grace_period": int(settings.grace_seconds),
             "heartbeat_stale_trial_callback": _note_stale,
         }
-    return optuna.storages.RDBStorage(spec, **beat)
+    with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(spec, **beat)
 
 
 def _note_stale(study: Any, trial: Any) -> None:
