@@ -133,6 +133,8 @@ def test_a_new_project_stopped_midway_leaves_nothing_behind(tmp_path: Path, sign
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (`make test &`) ignores Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not list(dest.parent.glob(".forkedproj-*/*")) and time.monotonic() < deadline:
