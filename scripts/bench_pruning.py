@@ -1,0 +1,168 @@
+"""What pruning saves: the same Optuna search (TPE over learning rate, batch size and dropout of
+the TCN on the bundled signals) with each pruner, repeated with different sampler seeds; the
+epochs the search spent and the best validation accuracy it found.
+
+    python scripts/bench_pruning.py --trials 64 --repeats 3 --pruners none median hyperband
+
+Searches run two at a time (one thread each). Prints a markdown table and writes
+``pruning.json`` with every search's numbers to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a search needs of each trial: training, checkpoints, early stopping; not the calibration,
+# diagnostics and baselines of a run one reads by itself.
+LEAN = [
+    "baselines=false",
+    "callbacks.calibration=null",
+    "~callbacks.learning_curves",
+    "~callbacks.dead_units",
+    "~callbacks.gradient_health",
+]
+
+
+def search(
+    out: Path, pruner: str, seed: int, trials: int, epochs: int, extra: list[str]
+) -> dict[str, Any]:
+    """One search; its totals read back from its run directories."""
+    cwd = out / f"{pruner}_seed{seed}"
+    cwd.mkdir(parents=True, exist_ok=True)
+    args = [
+        "experiment=signals_tcn",
+        "hparams_search=optuna",
+        f"hydra/sweeper/pruner={pruner}",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.sampler.seed={seed}",
+        "model.monitor=val/acc",
+        "model.mode=max",
+        f"trainer.max_epochs={epochs}",
+        "callbacks.progress_bar=null",
+        *LEAN,
+        *extra,
+    ]
+    env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "trainlab.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{pruner} seed {seed} failed:\n{done.stderr[-3000:]}")
+    (sweep,) = (cwd / "logs" / "signals_tcn" / "multiruns").iterdir()
+    label = " ".join([pruner, *(e.rsplit(".", 1)[-1] for e in extra)])
+    return {"pruner": label, "seed": seed, "wall_seconds": round(wall, 1), **totals(sweep)}
+
+
+def totals(sweep: Path) -> dict[str, Any]:
+    """A finished search's totals, read back from its sweep directory: trials, pruned trials,
+    epochs and CPU seconds spent, the best validation accuracy and the test accuracy of the
+    trial that reached it (a best of 64 noisy validation scores is biased up; its test score
+    is not)."""
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    jobs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
+    best = max(jobs, key=lambda n: jobs[n]["metrics"].get("val/acc", -1.0))
+    return {
+        "trials": len(jobs),
+        "pruned": int(results.get("pruned", 0)),
+        "epochs": sum(int(j["epochs"]) for j in jobs.values()),
+        "cpu_seconds": round(sum(float(j["compute"]["cpu_seconds"]) for j in jobs.values()), 1),
+        "best_val_acc": float(results["best_value"]),
+        "best_trial_test_acc": float(jobs[best]["metrics"]["test/acc"]),
+        "sweep": str(sweep),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--pruners", nargs="+", default=["none", "median", "hyperband"])
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench_pruning"))
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="one more override for every search, e.g. hydra.sweeper.pruner.min_resource=1",
+    )
+    parser.add_argument(
+        "--table",
+        nargs="+",
+        type=Path,
+        help="only print the table of earlier runs' pruning.json files (read again from their "
+        "sweep directories)",
+    )
+    args = parser.parse_args()
+    if args.table:
+        found = [
+            {"pruner": r["pruner"], "seed": r["seed"], **totals(Path(r["sweep"]))}
+            for path in args.table
+            for r in json.loads(path.read_text())
+        ]
+        print(table(found, list(dict.fromkeys(r["pruner"] for r in found))))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan = [(p, s) for s in range(1, args.repeats + 1) for p in args.pruners]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        found = list(
+            pool.map(
+                lambda ps: search(args.out, ps[0], ps[1], args.trials, args.epochs, args.override),
+                plan,
+            )
+        )
+    (args.out / "pruning.json").write_text(json.dumps(found, indent=2))
+    print(table(found, list(dict.fromkeys(r["pruner"] for r in found))))
+
+
+def table(found: list[dict[str, Any]], pruners: list[str]) -> str:
+    """The markdown table: per pruner, the means (± SD over repeats) of its searches and the
+    change from the search without pruning of the same sampler seed."""
+    base = {r["seed"]: r for r in found if r["pruner"] == "none"}
+    lines = [
+        "| pruner | searches | pruned trials | epochs spent | share of none | best val acc | "
+        "vs none (points) | its test acc | vs none (points) |",
+        "|" + "---|" * 9,
+    ]
+    for pruner in pruners:
+        rows = [r for r in found if r["pruner"] == pruner]
+        epochs = statistics.mean(float(r["epochs"]) for r in rows)
+        cells = [f"{pruner}", f"{len(rows)} x {rows[0]['trials']}"]
+        cells.append(f"{statistics.mean(int(r['pruned']) for r in rows):.1f}")
+        cells.append(f"{epochs:.0f}")
+        if base:
+            cells.append(
+                f"{epochs / statistics.mean(float(r['epochs']) for r in base.values()):.0%}"
+            )
+        for key in ("best_val_acc", "best_trial_test_acc"):
+            values = [float(r[key]) for r in rows]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}")
+            if base:
+                gaps = [v - float(base[r["seed"]][key]) for v, r in zip(values, rows, strict=True)]
+                cells.append(f"{100 * statistics.mean(gaps):+.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
