@@ -290,3 +290,26 @@ def test_unknown_top_level_key_is_refused() -> None:
         pytest.raises(ConfigCompositionException, match="epochs"),
     ):
         compose("train", ["epochs=3"])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes"])
+def test_each_sampler_composes_and_builds(sampler: str) -> None:
+    import functools
+
+    import optuna
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            ["hparams_search=optuna", f"hydra/sweeper/sampler={sampler}"],
+            return_hydra_config=True,
+        )
+    built = instantiate(cfg.hydra.sweeper).sampler
+    names = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler"}
+    expected = names.get(sampler, "CmaEsSampler")
+    assert getattr(built, "func", type(built)).__name__ == expected  # not replaced by TPE
+    if sampler == "grid":  # the sweeper gives it the grid of the params
+        assert isinstance(built, functools.partial)
+        built = built({"x": [1, 2]})
+    assert isinstance(built, optuna.samplers.BaseSampler)
