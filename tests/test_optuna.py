@@ -256,7 +256,6 @@ def test_pruning_needs_a_validation_metric() -> None:
 
 PRUNED = [
     *WORKER,
-    "hydra/sweeper/sampler=random",
     "hydra.sweeper.sampler.seed=0",
     "hydra/sweeper/pruner=median",
     "hydra.sweeper.pruner.n_startup_trials=1",
@@ -276,9 +275,11 @@ def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
     parallel = (
         ["hydra/launcher=parallel", "hydra.sweeper.n_jobs=2"] if launcher == "parallel" else []
     )
+    # sampler seeds whose trials draw both rates, the learning one first
+    seed = "hydra.sweeper.sampler.seed=" + ("2" if parallel else "0")
     result = run_cli(
         "trainlab.train",
-        *PRUNED,
+        *(seed if a.startswith("hydra.sweeper.sampler.seed=") else a for a in PRUNED),
         "hydra.sweeper.n_trials=6",
         *parallel,
         cwd=tmp_path,
@@ -289,6 +290,8 @@ def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
     study = _study(str(sweep / "optuna.journal"))
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert len(study.trials) == 6 and pruned, [t.state.name for t in study.trials]
+    learns = [t for t in study.trials if t.params["model.optimizer.lr"] == 0.01]
+    assert learns and all(t.state.name == "COMPLETE" for t in learns)  # never pruned
     for trial in pruned:
         assert trial.params["model.optimizer.lr"] == 1e-5  # the rate that does not learn
         run = sweep / str(trial.number)
