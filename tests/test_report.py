@@ -69,6 +69,7 @@ def _run(
     metrics: dict[str, float] | None,
     stop: str = "completed trainer.max_epochs=3",
     plateau: bool | None = None,
+    compute: dict[str, float] | None = None,
 ) -> Path:
     path = root / str(job)
     (path / ".hydra").mkdir(parents=True)
@@ -77,6 +78,8 @@ def _run(
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     if metrics is not None:
         summary = {"metrics": metrics, "epochs": 3, "stop_reason": stop, "plateau": plateau}
+        if compute is not None:
+            summary["compute"] = compute
         (path / "metrics.json").write_text(json.dumps(summary))
     return path
 
@@ -130,14 +133,21 @@ def test_failed_and_unreadable_runs_are_reported_not_fatal(
 ) -> None:
     ok = {"val/acc": 0.9, "test/acc": 0.88, "val/loss": 0.3, "test/loss": 0.31}
     _run(tmp_path, 0, ["net.dropout=0.1"], ok)
-    failed = _run(tmp_path, 1, ["net.dropout=0.2"], None)
+    failed = _run(tmp_path, 1, ["net.dropout=0.2"], None)  # failed before it was timed
     trace = "Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory\n"
     (failed / "failure.json").write_text(
         json.dumps({"error": "RuntimeError", "message": "CUDA out of memory", "traceback": trace})
     )
     broken = _run(tmp_path, 2, ["net.dropout=0.3"], None)
     (broken / "metrics.json").write_text('{"metrics": {"val/acc": 0.9')  # cut off mid-write
-    _run(tmp_path, 3, ["net.dropout=0.4"], ok, stop="diverged at step 40 (epoch 1): loss NaN; x")
+    _run(
+        tmp_path,
+        3,
+        ["net.dropout=0.4"],
+        ok,
+        stop="diverged at step 40 (epoch 1): loss NaN; x",
+        compute={"fit_seconds": 3.0, "cpu_seconds": 5.5, "gpu_seconds": 2.0},
+    )
 
     assert report_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -154,7 +164,12 @@ def test_failed_and_unreadable_runs_are_reported_not_fatal(
     ]
     assert rows["0.2"]["error"] == "RuntimeError: CUDA out of memory"
     assert float(rows["0.1"]["val/acc"]) == 0.9
+    # only the last run was timed: every row has its columns, empty where a run has none
+    assert (rows["0.4"]["cpu s"], rows["0.4"]["gpu s"]) == ("5.5", "2.0")
+    assert (rows["0.2"]["cpu s"], rows["0.2"]["gpu s"]) == ("nan", "nan")
     markdown = (tmp_path / "report.md").read_text()
+    jobs = markdown.split("## Jobs", 1)[1].split("\n\n")[1].splitlines()
+    assert len({line.count(" | ") for line in jobs if line.startswith("| ")}) == 1, jobs
     assert "4 runs (1 ok, 1 failed, 1 unreadable, 1 diverged)" in markdown
     assert "![report_net.dropout](report_net.dropout.png)" in markdown
     assert (tmp_path / "report_net.dropout.png").stat().st_size > 1000

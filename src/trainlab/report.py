@@ -33,7 +33,9 @@ TABLES = ("report.md", "report.csv", "groups.csv")
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="") as f:
         if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            from trainlab.experiments.report import columns_of
+
+            writer = csv.DictWriter(f, fieldnames=columns_of(rows), restval="")
             writer.writeheader()
             writer.writerows(rows)
 

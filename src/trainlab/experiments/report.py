@@ -358,6 +358,8 @@ def _cell(s: Summary) -> str:
 
 def job_rows(report: Report) -> list[dict[str, Any]]:
     """One row per job: overrides, status, error, epochs and headline metrics."""
+    timed = any(run.compute for run in report.runs)
+    on_gpu = any(run.compute.get("gpu_seconds") for run in report.runs)
     rows = []
     for run in report.runs:
         row: dict[str, Any] = {
@@ -369,10 +371,10 @@ def job_rows(report: Report) -> list[dict[str, Any]]:
             "epochs": run.epochs if run.epochs is not None else "",
             "plateau": {True: "yes", False: "no", None: ""}[run.plateau],
         }
-        if run.compute:
+        if timed:  # every row has the columns; a run that failed before timing shows none
             row["cpu s"] = round(run.compute.get("cpu_seconds", math.nan), 1)
-            if run.compute.get("gpu_seconds"):
-                row["gpu s"] = round(run.compute["gpu_seconds"], 1)
+        if on_gpu:
+            row["gpu s"] = round(run.compute.get("gpu_seconds", math.nan), 1)
         row.update({m: run.metrics.get(m, math.nan) for m in report.headline})
         rows.append(row)
     return rows
@@ -404,13 +406,23 @@ def group_rows(report: Report) -> list[dict[str, Any]]:
     return rows
 
 
+def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of ``rows`` in the order first seen: a row that lacks one shows it empty."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def _cells(row: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    values = [row.get(c, "") for c in columns]
+    return [_fmt(v) if isinstance(v, float) else str(v) for v in values]
+
+
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "(none)\n"
-    columns = list(rows[0])
+    columns = columns_of(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [_fmt(v) if isinstance(v, float) else str(v) for v in row.values()]
+        cells = _cells(row, columns)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -418,8 +430,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 def console_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "(none)"
-    columns = list(rows[0])
-    cells = [[_fmt(v) if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    columns = columns_of(rows)
+    cells = [_cells(row, columns) for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])

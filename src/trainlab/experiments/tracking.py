@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainlab.experiments.report import Report
+from trainlab.experiments.report import Report, columns_of
 from trainlab.experiments.runs import select
 
 
@@ -67,5 +67,6 @@ def publish(
 def _table(rows: Sequence[dict[str, Any]]) -> Any:
     import wandb
 
-    columns: list[str | int] = list(rows[0]) if rows else []
-    return wandb.Table(columns=columns, data=[[str(v) for v in row.values()] for row in rows])
+    columns = columns_of(rows)
+    data = [[str(row.get(c, "")) for c in columns] for row in rows]
+    return wandb.Table(columns=list(columns), data=data)
