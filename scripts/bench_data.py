@@ -70,6 +70,12 @@ def _marks_callback() -> Any:
                 self.marks["epochs"].append([self._start, self._now(), batches])
                 self.path.write_text(json.dumps(self.marks))
 
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            acc = trainer.callback_metrics.get("val/acc")
+            if not trainer.sanity_checking and acc is not None and trainer.is_global_zero:
+                self.marks["val_acc"] = float(acc)
+                self.path.write_text(json.dumps(self.marks))
+
     return Marks
 
 
@@ -77,9 +83,14 @@ Marks = _marks_callback() if "BENCH_T0" in os.environ else None
 
 
 # -- the hand-written loop -------------------------------------------------------------------
-def hand_loop(root: str, epochs: int, workers: int, batch: int) -> list[float]:
+def hand_loop(
+    root: str, epochs: int, workers: int, batch: int, device: str = "cpu", bf16: bool = False
+) -> list[float]:
     """Seconds of each epoch's training batches: the image folder's files, decoding and net,
-    in a plain loop."""
+    in a plain loop (on ``device``; ``bf16``: under bfloat16 autocast, as Lightning's
+    ``bf16-mixed`` precision runs)."""
+    import contextlib
+
     import torch
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -94,7 +105,7 @@ def hand_loop(root: str, epochs: int, workers: int, batch: int) -> list[float]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         net_cfg = compose(config_name="train", overrides=["net=cnn"]).net
     assert dm.input_shape is not None and dm.num_outputs is not None
-    net = instantiate(net_cfg)(dm.input_shape, dm.num_outputs)
+    net = instantiate(net_cfg)(dm.input_shape, dm.num_outputs).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loader = DataLoader(
         dm.datasets["train"],
@@ -109,10 +120,14 @@ def hand_loop(root: str, epochs: int, workers: int, batch: int) -> list[float]:
     for _ in range(epochs):
         start = time.perf_counter()
         for x, y, _bad in loader:
-            loss = torch.nn.functional.cross_entropy(net(x), y)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            cast = torch.autocast(torch.device(device).type, torch.bfloat16) if bf16 else None
+            with cast or contextlib.nullcontext():
+                loss = torch.nn.functional.cross_entropy(net(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        float(loss)  # wait for the device's queue, as a loop that logs its loss does
         spans.append(time.perf_counter() - start)
     return spans
 
