@@ -179,6 +179,31 @@ def rename(text: str, name: str) -> str:
     return text.replace(TEMPLATE, name).replace(TEMPLATE.upper(), name.upper())
 
 
+# The thin project's template names its package ``myproj`` and ``thin_project.py`` replaces
+# that name with the thin project's. In a fork whose name holds it (``myproj``, the name the
+# help suggests), the fork's own imports would be replaced too; there the template's name
+# becomes one the fork's does not hold, before ``trainlab`` is renamed.
+THIN_PARTS = (Path("templates", "thin"), Path("scripts", "thin_project.py"))
+THIN_EXAMPLE = "myproj"
+THIN_ALTERNATIVES = (THIN_EXAMPLE, "yourproj", "thinproj", "exampleproj")
+
+
+def thin_example(name: str) -> str:
+    """The thin template's package name in a fork named ``name``."""
+    for candidate in THIN_ALTERNATIVES:
+        if candidate not in name:
+            return candidate
+    raise SystemExit(f"new-project: error: NAME {name!r} holds every name of the thin template")
+
+
+def renamed(rel: Path, text: str, name: str) -> str:
+    """``text`` (a file's or one part of its path) in the fork: ``trainlab`` renamed, and in
+    the thin template's files its package name where the fork's would hold it."""
+    if any(rel == part or part in rel.parents for part in THIN_PARTS):
+        text = text.replace(THIN_EXAMPLE, thin_example(name))
+    return rename(text, name)
+
+
 def copy(root: Path, dest: Path, name: str, examples: str) -> int:
     count = 0
     for rel in template_files(root):
@@ -188,7 +213,7 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         if not wanted(rel, examples, root):
             continue
         # src/trainlab/ and src/hydra_plugins/trainlab_*/ (the configs name them renamed)
-        target = dest / Path(*(rename(part, name) for part in rel.parts))
+        target = dest / Path(*(renamed(rel, part, name) for part in rel.parts))
         target.parent.mkdir(parents=True, exist_ok=True)
         if (root / rel).is_symlink():  # src/trainlab/conf -> ../../conf
             target.symlink_to(rename(os.readlink(root / rel), name))
@@ -198,7 +223,7 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         if examples == "drop" and rel.suffix in (".md", ".py", ".toml"):
             data = drop_examples(rel, data.decode("utf-8"), root).encode("utf-8")
         try:
-            target.write_text(rename(data.decode("utf-8"), name), encoding="utf-8")
+            target.write_text(renamed(rel, data.decode("utf-8"), name), encoding="utf-8")
         except UnicodeDecodeError:  # images and other binary files as they are
             target.write_bytes(data)
         shutil.copymode(root / rel, target)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -146,15 +147,43 @@ def test_a_new_project_stopped_midway_leaves_nothing_behind(tmp_path: Path, sign
     assert (dest / "src" / "forkedproj" / "train.py").is_file()
 
 
-def test_new_project_never_copies_credentials_or_data(tmp_path: Path) -> None:
-    """A user's .env, an Optuna study database and a checkpoint, untracked or even tracked,
-    stay out of the new project and its first commit."""
+def _new_project_module() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("new_project", ROOT / "scripts/new_project.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_a_fork_named_like_the_thin_template_keeps_the_two_names_apart(tmp_path: Path) -> None:
+    module = _new_project_module()
+    src = tmp_path / "src"
+    files = {
+        "templates/thin/src/myproj/data.py": "from trainlab.runtime import X\n"
+        "from myproj import Y\n",
+        "scripts/thin_project.py": 'EXAMPLE = "myproj"\n',
+        "README.md": "make new-project NAME=myproj; import trainlab\n",
+    }
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    for name, thin in (("myproj", "yourproj"), ("myproj_v2", "yourproj"), ("spirals", "myproj")):
+        dest = tmp_path / name
+        module.copy(src, dest, name, "keep")
+        data = dest / "templates" / "thin" / "src" / thin / "data.py"
+        assert data.read_text() == f"from {name}.runtime import X\nfrom {thin} import Y\n"
+        assert (dest / "scripts/thin_project.py").read_text() == f'EXAMPLE = "{thin}"\n'
+        assert (dest / "README.md").read_text() == f"make new-project NAME=myproj; import {name}\n"
+    with pytest.raises(SystemExit, match="holds every name of the thin template"):
+        module.thin_example("myproj_yourproj_thinproj_exampleproj")
+
+
+def test_new_project_never_copies_credentials_or_data(tmp_path: Path) -> None:
+    """A user's .env, an Optuna study database and a checkpoint, untracked or even tracked,
+    stay out of the new project and its first commit."""
+    module = _new_project_module()
     src = tmp_path / "src"
     (src / "conf").mkdir(parents=True)
     held = {
@@ -179,9 +208,15 @@ def test_new_project_never_copies_credentials_or_data(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_new_projects_own_tests_pass(tmp_path: Path) -> None:
-    dest = tmp_path / "myfork"
-    made = _new_project(tmp_path, "--name", "myfork", "--dest", str(dest), "--examples", "drop")
+    """Under the name the help suggests, which is also the thin template's: the fork's thin
+    projects import the fork (``myproj``) and name their own package apart."""
+    dest = tmp_path / "myproj"
+    made = _new_project(tmp_path, "--name", "myproj", "--dest", str(dest), "--examples", "drop")
     assert made.returncode == 0, made.stderr
+    thin = dest / "templates" / "thin"
+    assert (thin / "src" / "yourproj" / "data.py").is_file()
+    assert "from myproj." in (thin / "src" / "yourproj" / "data.py").read_text()
+    assert 'EXAMPLE = "yourproj"' in (dest / "scripts" / "thin_project.py").read_text()
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),
