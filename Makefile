@@ -6,23 +6,28 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow train report test test-slow test-full lint format typecheck hooks pre-commit ci new-project bench clean
+.PHONY: help install install-mlflow lock train report test test-slow test-full lint format typecheck hooks pre-commit ci new-project bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+# Every package pinned and hashed (locks/, made from constraints.txt by `make lock`): pip checks
+# each file it installs and installs nothing unlisted; then trainlab itself, editable.
+$(STAMP): pyproject.toml constraints.txt locks/all-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first and pinned: an unpinned resolve could pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r locks/all-dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
-install: $(STAMP)  ## create .venv and install trainlab, every extra but MLflow, pinned versions
+install: $(STAMP)  ## create .venv and install trainlab, every extra but MLflow, hash-locked
 
 install-mlflow: $(STAMP)  ## add the optional MLflow logger (~400 MB)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev,mlflow]'
+	$(BIN)/python -m pip install -q --require-hashes -r locks/all-dev-mlflow.txt
+	$(BIN)/python -m pip check
+
+lock:  ## remake locks/ from constraints.txt (needs the package index); check: LOCK=--check
+	$(PYTHON) scripts/lock.py $(LOCK)
 
 train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ..." adds overrides
 	$(BIN)/python -m trainlab.train $(ARGS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install time and size of trainlab's core and of its extras, each into a fresh virtual
-# environment, with the pinned versions (constraints.txt) and torch from the local wheel cache.
+# environment, from its hash-locked set (locks/<set>.txt) and torch from the local wheel cache.
 #   scripts/measure_install.sh [core|all|graph|export|postgres|mlflow]...   (default: core all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,13 +14,13 @@ choices=("$@")
 for one in "${choices[@]}"; do
   venv="$work/$one"
   python3 -m venv "$venv"
-  pip_quietly "$venv/bin/python" -m pip install -q --upgrade pip
-  pip_quietly "$venv/bin/python" -m pip install -q -c "$root/constraints.txt" torch==2.13.0
+  grep -A1 "^torch==" "$root/locks/core.txt" > "$work/torch.txt"
+  pip_quietly "$venv/bin/python" -m pip install -q --no-deps --require-hashes -r "$work/torch.txt"
   base=$(du -sm "$venv" | cut -f1)
-  target="$root"
-  [ "$one" = core ] || target="$root[$one]"
+  lock="$root/locks/$one.txt"
   start=$(date +%s)
-  pip_quietly "$venv/bin/python" -m pip install -q -c "$root/constraints.txt" "$target"
+  pip_quietly "$venv/bin/python" -m pip install -q --require-hashes -r "$lock"
+  pip_quietly "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation "$root"
   seconds=$(($(date +%s) - start))
   size=$(du -sm "$venv" | cut -f1)
   echo "$one: ${seconds} s to install beside torch, $((size - base)) MB beside torch's ${base} MB"

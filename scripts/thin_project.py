@@ -37,7 +37,9 @@ from new_project import check_name, fresh_history, private, staged, template_fil
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "thin"
 EXAMPLE = "myproj"  # the template's package name, replaced by the project's
-OWNED = ("Makefile", "constraints.txt", ".gitignore")  # trainlab's files in a project
+OWNED = ("Makefile", "constraints.txt", "trainlab.lock", ".gitignore")  # trainlab's, in a project
+# where trainlab keeps the owned files it does not take from the template
+SOURCES = {"constraints.txt": Path("constraints.txt"), "trainlab.lock": Path("locks", "thin.txt")}
 RECORD = Path(".trainlab") / "project.json"
 
 
@@ -161,9 +163,11 @@ def pinned(root: Path, out: Path) -> dict[str, Any]:
 def owned_files(root: Path, name: str) -> dict[str, bytes]:
     """The files trainlab owns in a project, as ``root``'s trainlab writes them."""
     template = root / "templates" / "thin"
-    files = {rel: (template / rel).read_bytes() for rel in OWNED if rel != "constraints.txt"}
+    files = {rel: (template / rel).read_bytes() for rel in OWNED if rel not in SOURCES}
     files = {rel: data.replace(EXAMPLE.encode(), name.encode()) for rel, data in files.items()}
-    files["constraints.txt"] = (root / "constraints.txt").read_bytes()
+    for rel, source in SOURCES.items():
+        if (root / source).is_file():  # a trainlab older than its locks has none
+            files[rel] = (root / source).read_bytes()
     return files
 
 
@@ -256,7 +260,7 @@ def upgrade(project: Path, trainlab: Path | None) -> None:
             stale.unlink()  # the wheel this tool wrote before, and nothing else the record names
         write_atomic(record_path, json.dumps(new, indent=1).encode() + b"\n")
     for rel in kept:
-        theirs = root / (rel if rel == "constraints.txt" else f"templates/thin/{rel}")
+        theirs = root / SOURCES.get(rel, Path("templates", "thin", rel))
         print(f"{rel}: you edited it, so it is left as it is; compare with {theirs}")
     print("next: make install && make test (make upgrade runs them), then commit")
 

@@ -59,9 +59,11 @@ def test_a_thin_project_holds_only_its_parts_and_pins_trainlab(project: Path) ->
     src = list((project / "src").rglob("*.py"))
     assert {p.parent.name for p in src} == {NAME}  # no copy of trainlab
     assert sum(len(p.read_text().splitlines()) for p in src) < 1000
-    assert not list(project.rglob("trainlab*")) or [
-        p.relative_to(project).as_posix() for p in project.rglob("trainlab*")
-    ] == ["vendor/trainlab-0.1.0-py3-none-any.whl"]
+    assert sorted(p.relative_to(project).as_posix() for p in project.rglob("trainlab*")) == [
+        "trainlab.lock",  # every dependency pinned and hashed: make install reads nothing else
+        "vendor/trainlab-0.1.0-py3-none-any.whl",
+    ]
+    assert (project / "trainlab.lock").read_bytes() == (ROOT / "locks" / "thin.txt").read_bytes()
     record = json.loads((project / ".trainlab" / "project.json").read_text())
     assert record["contracts"] == contracts.snapshot()
     assert f'"trainlab=={record["version"]}"' in (project / "pyproject.toml").read_text()
