@@ -61,13 +61,39 @@ def test_onnx_export_folds_in_normalisation_and_calibration(
         _export(run_dir, tmp_path, "format=tflite")
 
 
+def test_pt2_export_is_torch_exports_program_with_a_batch_axis(
+    make_cfg: MakeCfg, tmp_path: Path
+) -> None:
+    cfg = make_cfg(*QUICK)
+    fit(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    report = _export(run_dir, tmp_path, "format=pt2")
+    assert report["runtime"] == "torch.export" and report["max_abs_diff"] < 1e-4
+    assert report["file"] == str(run_dir / "export" / "model.pt2")
+    program = torch.export.load(str(run_dir / "export" / "model.pt2"))
+    raw = torch.from_numpy(load_digits().images[:13, None].astype(np.float32))
+    run = restore(str(run_dir), None)
+    with torch.no_grad():
+        probs = program.module()(raw)
+        expected = run.calibrator(run.model(run.datamodule.transform(raw.numpy()))).softmax(1)
+    assert probs.shape == (13, 10) and (probs - expected).abs().max() < 1e-5
+    with pytest.raises(ConfigError, match="exists; choose another path"):
+        _export(run_dir, tmp_path, "format=pt2")
+
+
 @pytest.mark.slow
-def test_torchscript_and_a_net_that_cannot_be_exported(make_cfg: MakeCfg, tmp_path: Path) -> None:
+def test_torchscript_pt2_and_a_net_that_cannot_be_exported(
+    make_cfg: MakeCfg, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg = make_cfg("experiment=seq_digits_transformer", *QUICK)
     fit(cfg)
     report = _export(Path(cfg.paths.output_dir), tmp_path, "format=torchscript")
     assert report["runtime"] == "torchscript" and report["max_abs_diff"] < 1e-4
     assert (Path(cfg.paths.output_dir) / "export" / "model.pt").is_file()
+    assert "PyTorch deprecates TorchScript" in caplog.text and "format=pt2" in caplog.text
+    pt2 = tmp_path / "transformer.pt2"
+    report = _export(Path(cfg.paths.output_dir), tmp_path, "format=pt2", f"output={pt2}")
+    assert report["runtime"] == "torch.export" and report["max_abs_diff"] < 1e-4
 
     graph = make_cfg("experiment=karate_gcn", *QUICK)
     fit(graph)

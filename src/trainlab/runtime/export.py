@@ -1,7 +1,9 @@
-"""Export a restored run to ONNX or TorchScript, and check the file against PyTorch."""
+"""Export a restored run to ONNX, torch.export's ``.pt2`` or TorchScript (deprecated by
+PyTorch; ``pt2`` is its successor), and check the file against PyTorch."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -24,7 +26,7 @@ from trainlab.trust.files import write_new
 
 log = logging.getLogger(__name__)
 logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # its passes log every step
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2", "torchscript": "model.pt"}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -81,6 +83,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"format {cfg.format!r} is unknown; use one of {sorted(FORMATS)}")
     if cfg.format == "onnx":
         require("export", "format=onnx")
+    if cfg.format == "torchscript":
+        log.warning(
+            "format=torchscript: PyTorch deprecates TorchScript (Lightning 2.6.1 deprecates "
+            "to_torchscript); format=pt2 (torch.export) is its successor, checked the same way"
+        )
     run = restore(
         cfg.run_dir,
         cfg.ckpt_path,
@@ -124,9 +131,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             )
     output.parent.mkdir(parents=True, exist_ok=True)
     example = raw[:2]
+    program: bytes | None = None  # a .pt2's bytes, written below
     try:
         if cfg.format == "onnx":
             _to_onnx(wrapped, example, output, int(cfg.opset))
+        elif cfg.format == "pt2":
+            program = _to_pt2(wrapped, example)
         else:
             # Our own parity check below compares outputs; the tracer's self-check is stricter
             # than that about attention's fast path, which gives the same numbers.
@@ -137,7 +147,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"net {type(net).__name__} cannot be exported to {cfg.format}: {first}"
         ) from err
-    runtime, call = _runtime(cfg.format, output)
+    if program is not None:
+        write_new(output, program)  # written whole, never over a file that appeared meanwhile
+    runtime, call = _runtime(cfg.format, output, program)
 
     with torch.no_grad():
         expected = torch.cat([wrapped(b) for b in raw.split(256)]).numpy()
@@ -223,21 +235,41 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int) ->
     )
 
 
-def _runtime(fmt: str, path: Path) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """The runtime that serves the exported file, as a function of a numpy batch."""
+def _to_pt2(model: nn.Module, example: torch.Tensor) -> bytes:
+    """torch.export's program with a dynamic batch axis: the bytes of a ``.pt2`` file."""
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=False)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
+def _runtime(
+    fmt: str, path: Path, written: bytes | None = None
+) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """The runtime that serves the exported file, as a function of a numpy batch: the file
+    as serialised, never the model in memory. A ``.pt2`` is read from the bytes this process
+    wrote, not from the path: ``torch.export.load`` unpickles, so it reads no file that another
+    process could have put there meanwhile."""
     if fmt == "onnx":
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return "onnxruntime", lambda x: np.asarray(session.run(None, {name: x})[0])
-    module = torch.jit.load(str(path)).eval()
+    if fmt == "pt2":
+        assert written is not None
+        module = torch.export.load(io.BytesIO(written)).module()
+        runtime = "torch.export"
+    else:
+        module = torch.jit.load(str(path)).eval()
+        runtime = "torchscript"
 
     def call(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(x)).numpy()
 
-    return "torchscript", call
+    return runtime, call
 
 
 def _latency(call: Callable[[Any], Any], samples: torch.Tensor) -> float:
