@@ -118,15 +118,57 @@ def test_contract_changes_name_the_breaking_ones_first() -> None:
     datamodule.append({"name": "sampler()", "required": False, "meaning": "a sampler"})
     new["net"][0]["meaning"] = "something else"
     said = contracts.changes(old, new)
-    assert sorted(said[:2]) == sorted(
-        [
-            f"breaking: DataModule: `{removed}` removed (trainlab no longer reads it)",
-            f"breaking: DataModule: `{optional['name']}` is now required: {optional['meaning']}",
-        ]
+    assert said[0] == (
+        f"breaking: DataModule: `{optional['name']}` is now required: {optional['meaning']}"
     )
-    assert "DataModule: `sampler()` added, optional: a sampler" in said[2:]
+    assert not any(line.startswith("breaking") for line in said[1:])
+    # what trainlab stops reading breaks nothing: the project's member is simply not called
+    assert f"DataModule: `{removed}` no longer read by trainlab (yours may stay)" in said
+    assert "DataModule: `sampler()` added, optional: a sampler" in said
     assert any(line.startswith(f"net: `{new['net'][0]['name']}` now means") for line in said)
     assert contracts.changes(old, old) == []
+
+
+def test_config_surface_changes_name_what_a_project_would_trip_on() -> None:
+    """Groups, options, keys and defaults: a config or key gone, or a key that must now be
+    given, breaks a project's configs and commands; an addition or a new default does not,
+    and a default's change is said (a run that relied on it trains differently)."""
+    old = contracts.snapshot()
+    surface = {c["name"]: c["keys"] for c in old["config"]}
+    assert surface["train"]["seed"] == "42" and surface["net/cnn"]  # read from conf/
+    assert {"net/mlp", "trainer/ddp", "hydra/sweeper/pruner/median"} <= surface.keys()
+    assert all(not k.startswith("defaults") for keys in surface.values() for k in keys)
+    new = json.loads(json.dumps(old))
+    configs = {c["name"]: c for c in new["config"]}
+    new["config"].remove(configs["net/cnn"])  # an option gone
+    new["config"] = [c for c in new["config"] if not c["name"].startswith("ablation/")]
+    configs["train"]["keys"].pop("seed")  # a key gone
+    configs["train"]["keys"]["run_name"] = '"???"'  # must now be given
+    configs["net/mlp"]["keys"]["dropout"] = "0.5"  # a default changed
+    configs["net/mlp"]["keys"]["width_multiplier"] = "1"  # a key added
+    new["config"].append({"name": "warmup/linear", "keys": {"steps": "100"}})
+    said = contracts.changes(old, new)
+    breaking = [line for line in said if line.startswith("breaking: ")]
+    assert sorted(breaking) == sorted(
+        [
+            "breaking: config: group `ablation` removed",
+            *(
+                f"breaking: config: `ablation={n.split('/')[1]}` removed"
+                for n in surface
+                if n.startswith("ablation/")
+            ),
+            "breaking: config: `net=cnn` removed",
+            "breaking: config: `train` key `seed` removed (setting it fails)",
+            "breaking: config: `train` key `run_name` must now be given",
+        ]
+    )
+    was = surface["net/mlp"]["dropout"]
+    assert f"config: `net=mlp` key `dropout` default {was} -> 0.5" in said
+    assert "config: `net=mlp` key `width_multiplier` added, default 1" in said
+    assert "config: `warmup=linear` added" in said and "config: group `warmup` added" in said
+    assert said[: len(breaking)] == breaking  # the breaking ones first
+    without = {k: v for k, v in old.items() if k != "config"}
+    assert contracts.changes(without, old) == ["config: the old version recorded no config surface"]
 
 
 def test_api_changes_say_whether_a_projects_calls_still_fit() -> None:

@@ -235,15 +235,54 @@ def call_shape(name: str, obj: Any) -> dict[str, object]:
     }
 
 
+def _flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """A config's keys, dotted, each with its default as JSON (``"???"``: one must be given)."""
+    if isinstance(value, dict) and value:
+        found: dict[str, str] = {}
+        for key, inner in value.items():
+            found.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    return {prefix: json.dumps(value, sort_keys=True, default=str)}
+
+
+def config_surface() -> list[dict[str, object]]:
+    """trainlab's configs as a project meets them: each config (``train``, ``net/cnn``, one per
+    file of ``conf/``, its group the folder) with its keys and their defaults (the defaults
+    list apart). Read as ``pkg://trainlab.conf`` serves them (also from a wheel on the path);
+    nothing is composed."""
+    from importlib.resources import files
+    from importlib.resources.abc import Traversable
+
+    import yaml
+
+    def walk(folder: Traversable, prefix: str) -> list[tuple[str, Traversable]]:
+        found = []
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.name.startswith(("_", ".")):
+                found += walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".yaml"):
+                found.append((prefix + entry.name.removesuffix(".yaml"), entry))
+        return found
+
+    surface: list[dict[str, object]] = []
+    for name, entry in sorted(walk(files("trainlab.conf"), "")):
+        loaded = yaml.safe_load(entry.read_text()) or {}
+        if isinstance(loaded, dict):
+            loaded.pop("defaults", None)
+            surface.append({"name": name, "keys": _flat(loaded) if loaded else {}})
+    return surface
+
+
 def snapshot() -> dict[str, list[dict[str, object]]]:
-    """Every contract as plain data, and the signatures of :data:`API`: what a project records
-    of the trainlab it was made with, so that an upgrade can say what changed
-    (``scripts/thin_project.py``)."""
+    """Every contract as plain data, the signatures of :data:`API` and the config surface:
+    what a project records of the trainlab it was made with, so that an upgrade can say what
+    changed (``scripts/thin_project.py``)."""
     found: dict[str, list[dict[str, object]]] = {
         name: [{"name": m.name, "required": m.required, "meaning": m.meaning} for m in members]
         for name, members in CONTRACTS.items()
     }
     found["api"] = [call_shape(name, _resolve(name)) for name in API]
+    found["config"] = config_surface()
     return found
 
 
@@ -282,24 +321,71 @@ def _api_changes(
     return breaking, other
 
 
+def _option(name: str) -> str:
+    """``net/cnn`` as a command line chooses it (``net=cnn``); a primary config by its name."""
+    group, _, option = name.rpartition("/")
+    return f"{group}={option}" if group else name
+
+
+def _config_changes(
+    old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """Breaking: a config or a key gone (what chose or set it fails), a key that must now be
+    given (``???``). Otherwise: a config or key added, a default changed (a run that relied on
+    it trains differently)."""
+    before = {str(c["name"]): c["keys"] for c in old}
+    after = {str(c["name"]): c["keys"] for c in new}
+    breaking: list[str] = []
+    other: list[str] = []
+    groups_before = {n.rpartition("/")[0] for n in before} - {""}
+    groups_after = {n.rpartition("/")[0] for n in after} - {""}
+    breaking += [f"config: group `{g}` removed" for g in sorted(groups_before - groups_after)]
+    other += [f"config: group `{g}` added" for g in sorted(groups_after - groups_before)]
+    for name in sorted(set(before) | set(after)):
+        was, now, option = before.get(name), after.get(name), _option(name)
+        if now is None:
+            breaking.append(f"config: `{option}` removed")
+            continue
+        if was is None:
+            other.append(f"config: `{option}` added")
+            continue
+        for key in sorted(set(was) | set(now)):
+            if key not in now:
+                breaking.append(f"config: `{option}` key `{key}` removed (setting it fails)")
+            elif now[key] == '"???"' and was.get(key) != '"???"':
+                breaking.append(f"config: `{option}` key `{key}` must now be given")
+            elif key not in was:
+                other.append(f"config: `{option}` key `{key}` added, default {now[key]}")
+            elif was[key] != now[key]:
+                other.append(f"config: `{option}` key `{key}` default {was[key]} -> {now[key]}")
+    return breaking, other
+
+
 def changes(
     old: dict[str, list[dict[str, object]]], new: dict[str, list[dict[str, object]]]
 ) -> list[str]:
-    """What differs between two :func:`snapshot`s, one line each, the breaking ones first (a
-    member removed, or now required)."""
+    """What differs between two :func:`snapshot`s, one line each, the breaking ones first: a
+    member that becomes required, a call that no longer fits, a config or key gone. A member
+    trainlab stops reading breaks nothing: the project's code is simply not called."""
     breaking: list[str] = []
     other: list[str] = []
     if "api" in old and "api" in new:
         breaking, other = _api_changes(old["api"], new["api"])
     elif "api" in new:  # a project made before signatures were recorded
         other.append("api: the old version recorded no signatures; the commits say what changed")
-    for point in sorted((set(old) | set(new)) - {"api"}):
+    if "config" in old and "config" in new:
+        config_breaking, config_other = _config_changes(old["config"], new["config"])
+        breaking += config_breaking
+        other += config_other
+    elif "config" in new:
+        other.append("config: the old version recorded no config surface")
+    for point in sorted((set(old) | set(new)) - {"api", "config"}):
         before = {str(m["name"]): m for m in old.get(point, [])}
         after = {str(m["name"]): m for m in new.get(point, [])}
         for name in sorted(set(before) | set(after)):
             was, now = before.get(name), after.get(name)
             if now is None:
-                breaking.append(f"{point}: `{name}` removed (trainlab no longer reads it)")
+                other.append(f"{point}: `{name}` no longer read by trainlab (yours may stay)")
             elif was is None:
                 kind = "required" if now["required"] else "optional"
                 line = f"{point}: `{name}` added, {kind}: {now['meaning']}"
