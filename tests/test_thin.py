@@ -366,6 +366,103 @@ def test_a_project_made_at_an_older_commit_upgrades_to_this_one(tmp_path: Path) 
     assert again.returncode == 0 and "already pinned" in again.stdout
 
 
+def _next_release(tmp_path: Path) -> tuple[Path, str]:
+    """A wheel of this checkout as its next patch release would be: the version bumped, a
+    CHANGELOG section for it, a config key gone, a default changed and an option added."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import new_project
+    import thin_project
+
+    tree = tmp_path / "next"
+    for rel in new_project.template_files(ROOT):
+        if new_project.private(rel) or rel.parts[0] in ("tests", "docs"):
+            continue
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / rel).is_symlink():
+            (tree / rel).symlink_to((ROOT / rel).readlink())
+        elif (ROOT / rel).is_file():
+            (tree / rel).write_bytes((ROOT / rel).read_bytes())
+    _, version = thin_project.package_of(ROOT)
+    major, minor, patch = (int(v) for v in version.split("."))
+    new = f"{major}.{minor}.{patch + 1}"
+    pyproject = tree / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(f'version = "{version}"', f'version = "{new}"')
+    )
+    changelog = tree / "CHANGELOG.md"
+    section = f"## [{new}] - 2027-01-04\n\n### Changed\n- The MLP's dropout defaults to 0.5.\n\n"
+    text = changelog.read_text()
+    assert "## [Unreleased]\n" in text
+    changelog.write_text(text.replace("## [Unreleased]\n", "## [Unreleased]\n\n" + section, 1))
+    mlp = tree / "conf" / "net" / "mlp.yaml"
+    text = mlp.read_text()
+    assert "\ndropout: 0.3" in text, text
+    mlp.write_text(text.replace("\ndropout: 0.3", "\ndropout: 0.5"))
+    (tree / "conf" / "callbacks" / "quiet.yaml").write_text("progress_bar: null\n")
+    train = tree / "conf" / "train.yaml"
+    train.write_text(train.read_text().replace("\ntags:", "\n_removed_tags:", 1))
+    out = tmp_path / "dist"
+    return thin_project.build_wheel(tree, out), new
+
+
+@pytest.mark.slow
+def test_a_project_upgrades_from_a_wheel_or_a_version_with_no_checkout(tmp_path: Path) -> None:
+    """The upgrader ships in the wheel: ``make upgrade FROM=<wheel>`` and ``FROM=<version>``
+    (pip, from an index: here a folder) run without any trainlab checkout, and say what the
+    release changed, from its CHANGELOG and its config surface."""
+    project = tmp_path / NAME
+    made = _thin(tmp_path, "create", "--name", NAME, "--dest", str(project))
+    assert made.returncode == 0, made.stderr
+    _venv(project)
+    assert _make(project, tmp_path, "install").returncode == 0
+    wheel, version = _next_release(tmp_path)
+    upgraded = _make(project, tmp_path, "upgrade", f"FROM={wheel}")
+    said = upgraded.stdout
+    assert upgraded.returncode == 0, said[-3000:] + upgraded.stderr[-3000:]
+    assert f" -> {version}\n" in said and "changelog (" in said
+    assert "The MLP's dropout defaults to 0.5." in said
+    assert "breaking: config: `train` key `tags` removed (setting it fails)" in said
+    assert "config: `net=mlp` key `dropout` default 0.3 -> 0.5" in said
+    assert "config: `callbacks=quiet` added" in said
+    assert " passed" in said  # the project's tests ran on the new trainlab
+    pin = (project / "pyproject.toml").read_text()
+    assert f'"trainlab=={version}"' in pin
+    assert [p.name for p in (project / "vendor").iterdir()] == [wheel.name]
+    record = json.loads((project / ".trainlab" / "project.json").read_text())
+    assert record["from"] == "wheel" and record["version"] == version
+    # no file the project commits names a place on this machine
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for rel in [r for r in listed if (project / r).is_file()]:  # the old wheel is gone
+        data = (project / rel).read_bytes()
+        assert str(tmp_path).encode() not in data and str(ROOT).encode() not in data, rel
+
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / wheel.name).write_bytes(wheel.read_bytes())
+    env = {"PIP_FIND_LINKS": str(index)}
+    again = subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), "-m", "trainlab.upgrade", version],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_NO_INDEX": "1", **env},
+    )
+    assert again.returncode == 0 and "already pinned" in again.stdout, again.stderr
+    wrong = subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), "-m", "trainlab.upgrade", "9.9.9"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_NO_INDEX": "1", **env},
+    )
+    assert wrong.returncode != 0 and "could not download trainlab==9.9.9" in wrong.stderr
+
+
 @pytest.mark.slow
 def test_a_thin_projects_sweep_runs_as_slurm_jobs(project: Path, tmp_path: Path) -> None:
     """The project's configs travel with its jobs: each SLURM job builds the project's data."""
