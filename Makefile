@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-mlflow lock train report test test-slow test-full lint format typecheck hooks pre-commit ci new-project bench clean
+.PHONY: help install install-mlflow lock release train report test test-slow test-full lint format typecheck hooks pre-commit ci new-project bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ install: $(STAMP)  ## create .venv and install trainlab, every extra but MLflow,
 install-mlflow: $(STAMP)  ## add the optional MLflow logger (~400 MB)
 	$(BIN)/python -m pip install -q --require-hashes -r locks/all-dev-mlflow.txt
 	$(BIN)/python -m pip check
+
+release: $(STAMP)  ## VERSION=x.y.z: bump pyproject and CHANGELOG, build wheel and sdist into dist/ (none: build as is)
+	$(BIN)/python scripts/release.py $(VERSION)
 
 lock:  ## remake locks/ from constraints.txt (needs the package index); check: LOCK=--check
 	$(PYTHON) scripts/lock.py $(LOCK)

@@ -74,20 +74,41 @@ def git_state(root: Path) -> tuple[str | None, bool]:
     return head.stdout.strip(), bool(status.stdout.strip())
 
 
+def source_tree(root: Path, tree: Path) -> None:
+    """The files that make ``root``'s package (as :func:`template_files` lists them, links
+    kept), with the snapshot of its contracts and config surface written into
+    ``project_files/snapshot.json``: what a wheel or sdist is built from."""
+    for rel in template_files(root):
+        if private(rel) or rel.parts[0] in ("tests", "docs", "scripts"):
+            continue
+        target = tree / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (root / rel).is_symlink():
+            target.symlink_to(os.readlink(root / rel))
+        elif (root / rel).is_file():
+            shutil.copy2(root / rel, target)
+    package, _ = package_of(root)
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        f"from {package}.contracts import snapshot; print(json.dumps(snapshot(), indent=1))"
+    )
+    said = subprocess.run(
+        [sys.executable, "-c", code, str(tree / "src")], capture_output=True, text=True
+    )
+    if said.returncode != 0:
+        raise SystemExit(f"thin-project: error: {root}'s contracts.snapshot:\n{said.stderr}")
+    (tree / "src" / package / "project_files" / "snapshot.json").write_text(said.stdout)
+
+
+REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "315532800"}  # the same files, the same bytes
+
+
 def build_wheel(root: Path, out: Path) -> Path:
-    """A wheel of the files that make ``root`` (as :func:`template_files` lists them, links
-    kept), built by this Python's pip without fetching anything."""
+    """A wheel of ``root`` (:func:`source_tree`), built by this Python's pip without fetching
+    anything."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
-        for rel in template_files(root):
-            if private(rel) or rel.parts[0] in ("tests", "docs", "scripts"):
-                continue
-            target = tree / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if (root / rel).is_symlink():
-                target.symlink_to(os.readlink(root / rel))
-            else:
-                shutil.copy2(root / rel, target)
+        source_tree(root, tree)
         built = subprocess.run(
             [
                 sys.executable,
@@ -103,7 +124,7 @@ def build_wheel(root: Path, out: Path) -> Path:
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},  # the same files, the same bytes
+            env={**os.environ, **REPRODUCIBLE},
         )
         if built.returncode != 0:
             raise SystemExit(
@@ -131,7 +152,7 @@ def create(name: str, dest: Path) -> None:
             **source,
             "wheel": f"vendor/{wheel.name}",
             "sha256": up.digest(wheel.read_bytes()),
-            "contracts": up.from_wheel(wheel, package, "snapshot"),
+            "contracts": up.snapshot_of(wheel, package),
         }
         prefix = len(TEMPLATE.relative_to(ROOT).parts)
         owned = up.owned_files(wheel, package, name)

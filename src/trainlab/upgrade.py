@@ -98,6 +98,13 @@ def from_wheel(wheel: Path, package: str, call: str, given: object = None) -> An
     return json.loads(said.stdout)
 
 
+def snapshot_of(wheel: Path, package: str) -> Any:
+    """The contracts and config surface the wheel states: its ``project_files/snapshot.json``
+    (written when it was built), else as its code answers."""
+    carried = project_files(wheel, package).get("snapshot.json")
+    return json.loads(carried) if carried else from_wheel(wheel, package, "snapshot")
+
+
 def project_files(wheel: Path, package: str) -> dict[str, bytes]:
     """What the wheel carries for projects, by file name in ``<package>/project_files/``."""
     prefix = f"{package}/project_files/"
@@ -182,7 +189,7 @@ def upgrade(
         "dirty": bool(source.get("dirty", False)),
         "wheel": f"vendor/{wheel.name}",
         "sha256": digest(data),
-        "contracts": from_wheel(wheel, package, "snapshot"),
+        "contracts": snapshot_of(wheel, package),
     }
     written, owned = old.get("owned", {}), owned_files(wheel, package, name)
     kept, updated, new["owned"] = [], [], dict(written)
