@@ -5,13 +5,13 @@
 
 With a version (semver, above the current one), it renames the CHANGELOG's ``[Unreleased]``
 section to ``[VERSION] - <today>`` (it must hold an entry) under a new empty ``[Unreleased]``,
-and sets ``pyproject.toml``'s version. Then it builds the wheel and the sdist into ``dist/``
-from the files git tracks (``thin_project.source_tree``: the snapshot of the contracts and the
-config surface goes in ``project_files/snapshot.json``), checks that the wheel carries the
-configs, the upgrader, the project files, the snapshot and the CHANGELOG section of its
-version, and prints the artifacts' sha256 and the git commands that commit and tag the
-release. It refuses a tree with uncommitted changes (``--allow-dirty``: a trial) and never
-replaces a file in ``dist/``.
+and sets the version in ``pyproject.toml`` and the package's ``__version__``. Then it builds
+the wheel and the sdist into ``dist/`` from the files git tracks (``thin_project.source_tree``:
+the snapshot of the contracts and the config surface goes in ``project_files/snapshot.json``),
+checks that the wheel carries the configs, the upgrader, the project files, the snapshot and
+the CHANGELOG section of its version, and prints the artifacts' sha256 and the git commands
+that commit and tag the release. It refuses a tree with uncommitted changes (``--allow-dirty``:
+a trial) and never replaces a file in ``dist/``.
 """
 
 from __future__ import annotations
@@ -59,11 +59,19 @@ def bump(root: Path, version: str, today: str) -> None:
     )
     pyproject = (root / "pyproject.toml").read_text()
     pinned = re.sub(r'^version = "[^"]+"', f'version = "{version}"', pyproject, count=1, flags=re.M)
-    for path, text in ((root / "CHANGELOG.md", named), (root / "pyproject.toml", pinned)):
-        part = path.with_name(f".{path.name}.part")
-        part.write_text(text)
-    for path in (root / "CHANGELOG.md", root / "pyproject.toml"):
+    init = package_init(root)
+    line = f'__version__ = "{version}"'
+    stated = re.sub(r'^__version__ = "[^"]+"', line, init.read_text(), count=1, flags=re.M)
+    changed = {root / "CHANGELOG.md": named, root / "pyproject.toml": pinned, init: stated}
+    for path, text in changed.items():
+        path.with_name(f".{path.name}.part").write_text(text)
+    for path in changed:
         os.replace(path.with_name(f".{path.name}.part"), path)
+
+
+def package_init(root: Path) -> Path:
+    """The package's ``__init__.py``, whose ``__version__`` says the version at run time."""
+    return root / "src" / package_of(root)[0] / "__init__.py"
 
 
 def build(root: Path, dist: Path) -> list[Path]:
@@ -127,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     commit, dirty = git_state(root)
     if dirty and not args.allow_dirty:
         raise fail(f"{root} has uncommitted changes (or is not a git checkout): commit first")
-    before = {p: p.read_bytes() for p in (root / "CHANGELOG.md", root / "pyproject.toml")}
+    before = {
+        p: p.read_bytes()
+        for p in (root / "CHANGELOG.md", root / "pyproject.toml", package_init(root))
+    }
     try:
         if args.version:
             bump(root, args.version, datetime.date.today().isoformat())

@@ -50,6 +50,12 @@ def _commit(repo: Path) -> None:
     )
 
 
+def test_the_package_states_the_version_it_is_released_as() -> None:
+    import trainlab
+
+    assert trainlab.__version__ == package_of(ROOT)[1]
+
+
 @pytest.mark.slow
 def test_a_release_bumps_names_its_changes_and_builds_what_projects_need(tmp_path: Path) -> None:
     repo, dist = _checkout(tmp_path), tmp_path / "dist"
@@ -69,6 +75,7 @@ def test_a_release_bumps_names_its_changes_and_builds_what_projects_need(tmp_pat
     made = _release(repo, dist, version)
     assert made.returncode == 0, made.stderr
     assert package_of(repo)[1] == version
+    assert f'__version__ = "{version}"' in (repo / "src" / "trainlab" / "__init__.py").read_text()
     today = datetime.date.today().isoformat()
     changelog = (repo / "CHANGELOG.md").read_text()
     assert changelog.split("## [Unreleased]\n", 1)[1] == f"\n## [{version}] - {today}\n{entries}"
@@ -94,7 +101,8 @@ def test_a_release_bumps_names_its_changes_and_builds_what_projects_need(tmp_pat
         changelog.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Fixed\n- A fix.\n", 1)
     )
     _commit(repo)
-    before = {p: p.read_bytes() for p in (repo / "CHANGELOG.md", repo / "pyproject.toml")}
+    bumped = (repo / "CHANGELOG.md", repo / "pyproject.toml", repo / "src/trainlab/__init__.py")
+    before = {p: p.read_bytes() for p in bumped}
     blocker = dist / f"trainlab-{major}.{minor + 1}.1-py3-none-any.whl"
     blocker.write_text("someone's file")
     clash = _release(repo, dist, f"{major}.{minor + 1}.1")

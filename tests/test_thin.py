@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import trainlab
 from tests.conftest import ROOT
 from trainlab import contracts
 
@@ -61,7 +62,7 @@ def test_a_thin_project_holds_only_its_parts_and_pins_trainlab(project: Path) ->
     assert sum(len(p.read_text().splitlines()) for p in src) < 1000
     assert sorted(p.relative_to(project).as_posix() for p in project.rglob("trainlab*")) == [
         "trainlab.lock",  # every dependency pinned and hashed: make install reads nothing else
-        "vendor/trainlab-0.1.0-py3-none-any.whl",
+        f"vendor/trainlab-{trainlab.__version__}-py3-none-any.whl",
     ]
     assert (project / "trainlab.lock").read_bytes() == (ROOT / "locks" / "thin.txt").read_bytes()
     record = json.loads((project / ".trainlab" / "project.json").read_text())
@@ -229,7 +230,7 @@ def test_an_upgrade_removes_no_file_its_record_points_outside_vendor(tmp_path: P
     moved = _thin(tmp_path, "upgrade", f"--project={dest}", f"--trainlab={ROOT}")
     assert moved.returncode == 0, moved.stderr
     assert victim.read_text() == "someone's file"
-    assert (dest / "vendor" / "trainlab-0.1.0-py3-none-any.whl").is_file()
+    assert (dest / "vendor" / f"trainlab-{trainlab.__version__}-py3-none-any.whl").is_file()
 
 
 def _env(project: Path, tmp_path: Path) -> dict[str, str]:
@@ -344,7 +345,8 @@ def test_a_project_made_at_an_older_commit_upgrades_to_this_one(tmp_path: Path) 
     upgraded = _make(project, tmp_path, "upgrade", f"TRAINLAB={ROOT}")
     assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
     said = upgraded.stdout
-    assert f"trainlab 0.1.0 at {record['commit']} -> 0.1.0 at {head.stdout.strip()}" in said
+    now = trainlab.__version__
+    assert f"trainlab 0.1.0 at {record['commit']} -> {now} at {head.stdout.strip()}" in said
     assert "contracts:" in said and "commits (" in said
     assert "callback: `report_summary()` added, optional" in said  # new since that commit
     assert "api: the old version recorded no signatures" in said
