@@ -31,6 +31,11 @@ def _checkout(tmp_path: Path) -> Path:
             (repo / rel).symlink_to((ROOT / rel).readlink())
         elif (ROOT / rel).is_file():
             shutil.copy2(ROOT / rel, repo / rel)
+    changelog = repo / "CHANGELOG.md"  # what the next release holds
+    text = changelog.read_text()
+    changelog.write_text(
+        text.replace("## [Unreleased]\n", "## [Unreleased]\n\n### Added\n- X.\n", 1)
+    )
     new_project.fresh_history(repo, "release")
     return repo
 
