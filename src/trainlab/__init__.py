@@ -3,4 +3,4 @@
 from trainlab.errors import ConfigError
 
 __all__ = ["ConfigError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
