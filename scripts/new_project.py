@@ -179,33 +179,41 @@ def rename(text: str, name: str) -> str:
     return text.replace(TEMPLATE, name).replace(TEMPLATE.upper(), name.upper())
 
 
-# The thin project's template names its package ``myproj`` and ``thin_project.py`` replaces
-# that name with the thin project's. In a fork whose name holds it (``myproj``, the name the
-# help suggests), the fork's own imports would be replaced too; there the template's name
-# becomes one the fork's does not hold, before ``trainlab`` is renamed.
+# The thin project's template names its package (``myproj`` here, its pyproject's name) and
+# ``thin_project.py`` replaces that name with the thin project's. In a fork whose name holds it
+# (``myproj``, the name the help suggests), the fork's own imports would be replaced too; there
+# the template's name becomes one the fork's does not hold, before ``trainlab`` is renamed.
 THIN_PARTS = (Path("templates", "thin"), Path("scripts", "thin_project.py"))
-THIN_EXAMPLE = "myproj"
-THIN_ALTERNATIVES = (THIN_EXAMPLE, "yourproj", "thinproj", "exampleproj")
+THIN_ALTERNATIVES = ("yourproj", "thinproj", "exampleproj")
 
 
-def thin_example(name: str) -> str:
+def thin_placeholder(root: Path) -> str:
+    """The thin template's package name in ``root`` (a fork may have renamed it)."""
+    template = root / "templates" / "thin" / "pyproject.toml"
+    found = (
+        re.search(r'^name = "([^"]+)"', template.read_text(), re.M) if template.is_file() else None
+    )
+    return found.group(1) if found else "myproj"
+
+
+def thin_example(name: str, placeholder: str = "myproj") -> str:
     """The thin template's package name in a fork named ``name``."""
-    for candidate in THIN_ALTERNATIVES:
+    for candidate in (placeholder, *THIN_ALTERNATIVES):
         if candidate not in name:
             return candidate
     raise SystemExit(f"new-project: error: NAME {name!r} holds every name of the thin template")
 
 
-def renamed(rel: Path, text: str, name: str) -> str:
+def renamed(rel: Path, text: str, name: str, placeholder: str = "myproj") -> str:
     """``text`` (a file's or one part of its path) in the fork: ``trainlab`` renamed, and in
     the thin template's files its package name where the fork's would hold it."""
     if any(rel == part or part in rel.parents for part in THIN_PARTS):
-        text = text.replace(THIN_EXAMPLE, thin_example(name))
+        text = text.replace(placeholder, thin_example(name, placeholder))
     return rename(text, name)
 
 
 def copy(root: Path, dest: Path, name: str, examples: str) -> int:
-    count = 0
+    count, placeholder = 0, thin_placeholder(root)
     for rel in template_files(root):
         if private(rel):
             print(f"new-project: not copied (may hold a secret or data): {rel}", file=sys.stderr)
@@ -213,7 +221,7 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         if not wanted(rel, examples, root):
             continue
         # src/trainlab/ and src/hydra_plugins/trainlab_*/ (the configs name them renamed)
-        target = dest / Path(*(renamed(rel, part, name) for part in rel.parts))
+        target = dest / Path(*(renamed(rel, part, name, placeholder) for part in rel.parts))
         target.parent.mkdir(parents=True, exist_ok=True)
         if (root / rel).is_symlink():  # src/trainlab/conf -> ../../conf
             target.symlink_to(rename(os.readlink(root / rel), name))
@@ -223,7 +231,9 @@ def copy(root: Path, dest: Path, name: str, examples: str) -> int:
         if examples == "drop" and rel.suffix in (".md", ".py", ".toml"):
             data = drop_examples(rel, data.decode("utf-8"), root).encode("utf-8")
         try:
-            target.write_text(renamed(rel, data.decode("utf-8"), name), encoding="utf-8")
+            target.write_text(
+                renamed(rel, data.decode("utf-8"), name, placeholder), encoding="utf-8"
+            )
         except UnicodeDecodeError:  # images and other binary files as they are
             target.write_bytes(data)
         shutil.copymode(root / rel, target)

@@ -159,23 +159,27 @@ def _new_project_module() -> Any:
 
 def test_a_fork_named_like_the_thin_template_keeps_the_two_names_apart(tmp_path: Path) -> None:
     module = _new_project_module()
+    template, thin = module.TEMPLATE, module.thin_placeholder(ROOT)  # (trainlab, myproj) here
     src = tmp_path / "src"
     files = {
-        "templates/thin/src/myproj/data.py": "from trainlab.runtime import X\n"
-        "from myproj import Y\n",
-        "scripts/thin_project.py": 'EXAMPLE = "myproj"\n',
-        "README.md": "make new-project NAME=myproj; import trainlab\n",
+        f"templates/thin/src/{thin}/data.py": f"from {template}.runtime import X\n"
+        f"from {thin} import Y\n",
+        "templates/thin/pyproject.toml": f'name = "{thin}"\n',
+        "scripts/thin_project.py": f'EXAMPLE = "{thin}"\n',
+        "README.md": f"see {template}\n",
     }
     for rel, text in files.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(text)
-    for name, thin in (("myproj", "yourproj"), ("myproj_v2", "yourproj"), ("spirals", "myproj")):
+    alternative = module.thin_example(thin, thin)
+    assert alternative not in (thin, template)
+    for name, now in ((thin, alternative), (f"{thin}_v2", alternative), ("spirals", thin)):
         dest = tmp_path / name
         module.copy(src, dest, name, "keep")
-        data = dest / "templates" / "thin" / "src" / thin / "data.py"
-        assert data.read_text() == f"from {name}.runtime import X\nfrom {thin} import Y\n"
-        assert (dest / "scripts/thin_project.py").read_text() == f'EXAMPLE = "{thin}"\n'
-        assert (dest / "README.md").read_text() == f"make new-project NAME=myproj; import {name}\n"
+        data = dest / "templates" / "thin" / "src" / now / "data.py"
+        assert data.read_text() == f"from {name}.runtime import X\nfrom {now} import Y\n"
+        assert (dest / "scripts/thin_project.py").read_text() == f'EXAMPLE = "{now}"\n'
+        assert (dest / "README.md").read_text() == f"see {name}\n"
     with pytest.raises(SystemExit, match="holds every name of the thin template"):
         module.thin_example("myproj_yourproj_thinproj_exampleproj")
 
