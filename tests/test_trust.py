@@ -17,6 +17,7 @@ from omegaconf import open_dict
 from tests.conftest import run_cli
 from trainlab.errors import ConfigError
 from trainlab.loggers.csv import CSVLogger
+from trainlab.runtime.configs import CONFIG_DIR
 from trainlab.trust import files
 from trainlab.trust.loading import check_buildable, check_checkpoint, project_targets
 from trainlab.trust.secrets import MASK, redact, redact_config, scrub_argv
@@ -231,11 +232,13 @@ def test_a_checkpoint_that_needs_unpickling_is_refused_whatever_the_environment(
 
 
 def test_a_run_config_builds_only_what_the_project_configs_name(tmp_path: Path) -> None:
-    assert {"trainlab.nets.MLP", "torch.optim.Adam"} <= project_targets()
+    assert {"trainlab.nets.MLP", "torch.optim.Adam"} <= project_targets([CONFIG_DIR])
     config = {"net": {"_target_": "trainlab.nets.MLP", "act": {"_target_": "os.system"}}}
     with pytest.raises(ConfigError, match=r"net.act._target_ is 'os.system'.*trust_targets"):
-        check_buildable(config, tmp_path / "config.yaml")
-    check_buildable(config, tmp_path / "config.yaml", trusted=["os.system"])  # told to
+        check_buildable(config, tmp_path / "config.yaml", [CONFIG_DIR])
+    check_buildable(
+        config, tmp_path / "config.yaml", [CONFIG_DIR], trusted=["os.system"]
+    )  # told to
 
 
 # --- same run, same data -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from trainlab.calibration.conformal import load_conformal
 from trainlab.calibration.selective import load_validation_state
 from trainlab.errors import ConfigError
 from trainlab.runtime.build import build_data, build_model
+from trainlab.runtime.configs import config_dirs
 from trainlab.trust.data import check as check_data
 from trainlab.trust.data import check_splits
 from trainlab.trust.loading import check_buildable, check_checkpoint, load_checkpoint
@@ -84,7 +85,7 @@ def restore(
         plain = OmegaConf.to_container(loaded, resolve=True)
     except Exception as err:  # omegaconf and yaml raise many kinds; name the file
         raise ConfigError(f"run_dir: cannot read {run / CONFIG_NAME}: {err}") from err
-    check_buildable(plain, run / CONFIG_NAME, trusted)
+    check_buildable(plain, run / CONFIG_NAME, config_dirs(), trusted)
     cfg = OmegaConf.create(plain)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"run_dir: {run / CONFIG_NAME} is not a mapping of config keys")

@@ -33,6 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from trainlab.errors import ConfigError
+from trainlab.trust.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,16 @@ def save_figure(figure: Any, path: str | Path, dpi: int = 110) -> Path:
     figure.savefig(buffer, format="png", dpi=dpi)
     write_atomic(path, buffer.getvalue())
     return Path(path)
+
+
+def redact_file(path: Path) -> None:
+    """Mask secrets in a text file another program wrote (Hydra's ``.hydra/*.yaml``)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    if (masked := redact(text)) != text:
+        write_atomic(path, masked)
 
 
 def write_new(path: str | Path, data: str | bytes, key: str = "output") -> None:
@@ -372,8 +383,6 @@ class RunDirGuard(Callback):
         may run again after a requeue) continued only with ``resume=auto``."""
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
-
-        from trainlab.trust.secrets import redact_file
 
         hydra = HydraConfig.get()
         job_dir = Path(str(hydra.runtime.output_dir))

@@ -24,7 +24,6 @@ from typing import Any
 import yaml
 
 from trainlab.errors import ConfigError
-from trainlab.runtime.configs import config_dirs
 
 # The oldest torch allowed (pyproject.toml agrees, tests/test_compat.py checks): from 2.6 on
 # torch.load is weights-only by default, so loads inside Lightning that trainlab does not call
@@ -97,10 +96,10 @@ def _targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
             yield from _targets(value, f"{where}[{i}]")
 
 
-def project_targets() -> frozenset[str]:
-    """The ``_target_`` of every node in this job's config directories (:func:`config_dirs`:
-    a project's ``conf/`` and trainlab's)."""
-    return _targets_in(config_dirs())
+def project_targets(dirs: Iterable[Path]) -> frozenset[str]:
+    """The ``_target_`` of every node in the config directories ``dirs`` (a job's:
+    :func:`trainlab.runtime.configs.config_dirs`, a project's ``conf/`` and trainlab's)."""
+    return _targets_in(tuple(dirs))
 
 
 @functools.lru_cache(maxsize=4)
@@ -115,7 +114,9 @@ def _targets_in(dirs: tuple[Path, ...]) -> frozenset[str]:
 BUILT = ("data", "net", "model")  # what eval, predict and export build from a run's config
 
 
-def check_buildable(config: Any, source: Path, trusted: Iterable[str] = ()) -> None:
+def check_buildable(
+    config: Any, source: Path, dirs: Iterable[Path], trusted: Iterable[str] = ()
+) -> None:
     """Refuse a run's config that asks for a ``_target_`` no config of this project names, in
     the parts that are built from it (:data:`BUILT`; the rest, such as the callbacks and
     loggers the run trained with, is never built again).
@@ -123,18 +124,20 @@ def check_buildable(config: Any, source: Path, trusted: Iterable[str] = ()) -> N
     Args:
         config: the run's config, parsed (plain dicts and lists, interpolations resolved).
         source: the file it came from, for the message.
+        dirs: the config directories whose targets may be built (the job's).
         trusted: further targets the user trusts (``trust_targets=[...]``).
 
     Raises:
         ConfigError: naming the key, the target and how to trust it.
     """
-    allowed = project_targets() | set(trusted)
+    dirs = tuple(dirs)
+    allowed = project_targets(dirs) | set(trusted)
     built = {k: v for k, v in config.items() if k in BUILT} if isinstance(config, dict) else {}
     for key, target in _targets(built):
         if target not in allowed:
             raise ConfigError(
                 f"{source}: {key}._target_ is {target!r}, which no config in "
-                f"{' or '.join(map(str, config_dirs()))} "
+                f"{' or '.join(map(str, dirs))} "
                 "names; a run directory's config builds only what this project's configs "
                 f"build. If you trust this run, add trust_targets=[{target}]"
             )

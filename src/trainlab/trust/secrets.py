@@ -27,7 +27,6 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 MASK = "***"
@@ -154,15 +153,3 @@ def protect_job() -> None:
     (a joblib worker, a SLURM job) where the entry point's :func:`protect_process` never ran."""
     remember_environment()
     logging.setLogRecordFactory(_RedactedRecord)
-
-
-def redact_file(path: Path) -> None:
-    """Mask secrets in a text file another program wrote (Hydra's ``.hydra/*.yaml``)."""
-    from trainlab.trust.files import write_atomic
-
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return
-    if (masked := redact(text)) != text:
-        write_atomic(path, masked)
