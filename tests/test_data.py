@@ -15,8 +15,8 @@ import torch
 from tests.conftest import write_idx
 from trainlab.data import CSVDataModule, IDXImageDataModule, SklearnDataModule, TensorBatches
 from trainlab.data import mnist as mnist_module
-from trainlab.data.csv import infer_task
 from trainlab.data.idx import download, md5sum, read_idx
+from trainlab.data.tables import infer_task
 from trainlab.errors import ConfigError
 
 

@@ -9,6 +9,8 @@ Lightning is outside the tested range that ``pyproject.toml`` also pins.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 
@@ -147,3 +149,17 @@ class SigtermHold:
             handler(signal.SIGTERM, None)  # Lightning's, as if the signal came now
         if self._before or self._during:
             trainer._signal_connector.received_sigterm = True  # private: see above
+
+
+@contextmanager
+def lightning_says_what_is_missing(model: Any) -> Iterator[None]:
+    """Lightning's own checks of a model (a missing ``training_step``, ``test_step`` or
+    ``configure_optimizers``) as a :class:`ConfigError` naming the model."""
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    from trainlab.errors import ConfigError
+
+    try:
+        yield
+    except MisconfigurationException as err:
+        raise ConfigError(f"model {type(model).__name__}: {err}") from err

@@ -186,7 +186,7 @@ def pack_images(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 def pack_csv(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     import pandas as pd
 
-    from trainlab.data.csv import infer_task, numeric_features
+    from trainlab.data.tables import infer_task, numeric_features
 
     source = Path(args.source).resolve()
     if not source.is_file():

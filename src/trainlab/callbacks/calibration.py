@@ -26,21 +26,11 @@ from trainlab.calibration.selective import risk_coverage, validation_state
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.loggers.scalars import log_scalars
-from trainlab.models.outputs import gather, split_loader
+from trainlab.models.outputs import split_logits
 from trainlab.trust.files import save_torch, write_atomic
 from trainlab.trust.loading import load_checkpoint
 
 log = logging.getLogger(__name__)
-
-
-def split_logits(
-    model: pl.LightningModule, datamodule: Any, split: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(N, K)`` and labels ``(N,)`` of a whole split, read through its dataloader."""
-    logits, labels = gather(model, split_loader(datamodule, split))
-    if labels is None:
-        raise ConfigError(f"calibration: the {split} batches of the data hold no labels")
-    return logits, labels
 
 
 class Calibration(pl.Callback):

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trainlab.data.csv import read_table
 from trainlab.data.loader import TensorSplits
 from trainlab.data.splits import check_fractions, stratified_indices
+from trainlab.data.tables import read_table
 from trainlab.errors import ConfigError
 
 PAD, UNK = "<pad>", "<unk>"

@@ -68,3 +68,13 @@ def predictions(
         return {"pred": probs.argmax(dim=1), "probs": probs, "logits": out}
     mean, std = target_stats if target_stats is not None else (0.0, 1.0)
     return {"pred": out.flatten() * std + mean}
+
+
+def split_logits(
+    model: pl.LightningModule, datamodule: Any, split: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, K)`` and labels ``(N,)`` of a whole split, read through its dataloader."""
+    logits, labels = gather(model, split_loader(datamodule, split))
+    if labels is None:
+        raise ConfigError(f"calibration: the {split} batches of the data hold no labels")
+    return logits, labels

@@ -16,13 +16,12 @@ from omegaconf import DictConfig
 
 from trainlab.calibration.metrics import calibration_report, headline_metrics
 from trainlab.calibration.selective import choose_threshold
-from trainlab.callbacks.calibration import split_logits
+from trainlab.compat import lightning_says_what_is_missing
 from trainlab.data.base import SPLITS
-from trainlab.data.csv import numeric_features
+from trainlab.data.tables import numeric_features
 from trainlab.errors import ConfigError
-from trainlab.models.outputs import gather, predictions, split_loader
+from trainlab.models.outputs import gather, predictions, split_loader, split_logits
 from trainlab.runtime.restore import Restored, restore
-from trainlab.runtime.training import lightning_says_what_is_missing
 from trainlab.trust.files import write_new
 
 log = logging.getLogger(__name__)

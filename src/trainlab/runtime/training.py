@@ -7,21 +7,19 @@ import logging
 import math
 import resource
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.callbacks.monitor import MonitorCheck
 from trainlab.callbacks.random_state import RandomState
 from trainlab.callbacks.ranks import RecordRanks
-from trainlab.compat import warn_if_untested
+from trainlab.compat import lightning_says_what_is_missing, warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.extras import require_for_loggers
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
@@ -310,16 +308,6 @@ class Clock:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return float(usage.ru_utime + usage.ru_stime)
-
-
-@contextmanager
-def lightning_says_what_is_missing(model: Any) -> Iterator[None]:
-    """Lightning's own checks of a model (a missing ``training_step``, ``test_step`` or
-    ``configure_optimizers``) as a :class:`ConfigError` naming the model."""
-    try:
-        yield
-    except MisconfigurationException as err:
-        raise ConfigError(f"model {type(model).__name__}: {err}") from err
 
 
 def stop_reason(trainer: pl.Trainer) -> str:
