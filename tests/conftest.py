@@ -7,6 +7,7 @@ import gzip
 import inspect
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -188,3 +189,20 @@ def packed_digits(digits_pngs: Path, tmp_path_factory: pytest.TempPathFactory) -
     argv = ["images", str(digits_pngs), str(out), "--channels", "1", "--shard-mb", "0.03"]
     assert pack([*argv, "--workers", "2"]) == 0
     return out
+
+
+def copy_checkout(dest: Path) -> Path:
+    """This checkout's files as git lists them (links kept; no tests, docs or private files):
+    a tree to build, bump or release from without touching the checkout."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import new_project
+
+    for rel in new_project.template_files(ROOT):
+        if new_project.private(rel) or rel.parts[0] in ("tests", "docs"):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / rel).is_symlink():
+            (dest / rel).symlink_to((ROOT / rel).readlink())
+        elif (ROOT / rel).is_file():
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest

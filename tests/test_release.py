@@ -4,7 +4,6 @@ and an sdist that carry what a project upgrades from, and nothing half done."""
 from __future__ import annotations
 
 import datetime
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_checkout
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -22,15 +21,7 @@ from thin_project import package_of
 
 def _checkout(tmp_path: Path) -> Path:
     """A committed copy of this checkout, to release from."""
-    repo = tmp_path / "repo"
-    for rel in new_project.template_files(ROOT):
-        if new_project.private(rel) or rel.parts[0] in ("tests", "docs"):
-            continue
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / rel).is_symlink():
-            (repo / rel).symlink_to((ROOT / rel).readlink())
-        elif (ROOT / rel).is_file():
-            shutil.copy2(ROOT / rel, repo / rel)
+    repo = copy_checkout(tmp_path / "repo")
     changelog = repo / "CHANGELOG.md"  # what the next release holds
     text = changelog.read_text()
     changelog.write_text(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import trainlab
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_checkout
 from trainlab import contracts
 
 SCRIPT = ROOT / "scripts" / "thin_project.py"
@@ -372,18 +372,9 @@ def _next_release(tmp_path: Path) -> tuple[Path, str]:
     """A wheel of this checkout as its next patch release would be: the version bumped, a
     CHANGELOG section for it, a config key gone, a default changed and an option added."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    import new_project
     import thin_project
 
-    tree = tmp_path / "next"
-    for rel in new_project.template_files(ROOT):
-        if new_project.private(rel) or rel.parts[0] in ("tests", "docs"):
-            continue
-        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / rel).is_symlink():
-            (tree / rel).symlink_to((ROOT / rel).readlink())
-        elif (ROOT / rel).is_file():
-            (tree / rel).write_bytes((ROOT / rel).read_bytes())
+    tree = copy_checkout(tmp_path / "next")
     _, version = thin_project.package_of(ROOT)
     major, minor, patch = (int(v) for v in version.split("."))
     new = f"{major}.{minor}.{patch + 1}"
