@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -216,21 +217,27 @@ def test_a_failed_create_leaves_nothing_behind(
     assert bad.returncode != 0 and "lowercase Python identifier" in bad.stderr
 
 
-def test_an_upgrade_removes_no_file_its_record_points_outside_vendor(tmp_path: Path) -> None:
+def test_an_upgrade_removes_no_file_its_record_points_outside_vendor(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The record is a file of the project, and may have been edited: the old wheel it names is
     removed only where it is a wheel in vendor/."""
+    from trainlab import upgrade
+
     dest = tmp_path / NAME
-    assert _thin(tmp_path, "create", f"--name={NAME}", f"--dest={dest}").returncode == 0
+    shutil.copytree(project, dest, symlinks=True)
+    (wheel,) = (project / "vendor").glob("*.whl")
     victim = tmp_path / "notes.whl"
     victim.write_text("someone's file")
     record_path = dest / ".trainlab" / "project.json"
     record = json.loads(record_path.read_text())
     record.update(wheel="../notes.whl", sha256="0" * 64)
     record_path.write_text(json.dumps(record))
-    moved = _thin(tmp_path, "upgrade", f"--project={dest}", f"--trainlab={ROOT}")
-    assert moved.returncode == 0, moved.stderr
+    upgrade.upgrade(dest, wheel, {"from": "wheel"})
+    assert "trainlab.lock" not in capsys.readouterr().out  # the owned files were as written
     assert victim.read_text() == "someone's file"
-    assert (dest / "vendor" / f"trainlab-{trainlab.__version__}-py3-none-any.whl").is_file()
+    assert (dest / "vendor" / wheel.name).is_file()
+    assert json.loads(record_path.read_text())["sha256"] == upgrade.digest(wheel.read_bytes())
 
 
 def _env(project: Path, tmp_path: Path) -> dict[str, str]:
