@@ -88,16 +88,10 @@ def source_tree(root: Path, tree: Path) -> None:
         elif (root / rel).is_file():
             shutil.copy2(root / rel, target)
     package, _ = package_of(root)
-    code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); "
-        f"from {package}.contracts import snapshot; print(json.dumps(snapshot(), indent=1))"
+    snapshot = _upgrader(root).from_wheel(tree / "src", package, "snapshot")
+    (tree / "src" / package / "project_files" / "snapshot.json").write_text(
+        json.dumps(snapshot, indent=1) + "\n"
     )
-    said = subprocess.run(
-        [sys.executable, "-c", code, str(tree / "src")], capture_output=True, text=True
-    )
-    if said.returncode != 0:
-        raise SystemExit(f"thin-project: error: {root}'s contracts.snapshot:\n{said.stderr}")
-    (tree / "src" / package / "project_files" / "snapshot.json").write_text(said.stdout)
 
 
 REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "315532800"}  # the same files, the same bytes

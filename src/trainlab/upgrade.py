@@ -77,9 +77,9 @@ def wheel_name(wheel: Path) -> tuple[str, str]:
 
 def from_wheel(wheel: Path, package: str, call: str, given: object = None) -> Any:
     """``<package>.contracts.<call>(*given)`` as the wheel's trainlab answers it (``given`` and
-    the answer travel as JSON). The wheel comes first on the path, before any trainlab that is
-    installed; its dependencies come from this Python's site-packages (the signatures of the
-    API need them)."""
+    the answer travel as JSON; a source folder such as a build tree's ``src/`` serves as well).
+    The wheel comes first on the path, before any trainlab that is installed; its dependencies
+    come from this Python's site-packages (the signatures of the API need them)."""
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); "
         f"import {package}; "
