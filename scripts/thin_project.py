@@ -140,16 +140,17 @@ def create(name: str, dest: Path) -> None:
     package, version = package_of(ROOT)
     with staged(dest, "thin-project") as stage:
         wheel, source = pinned(ROOT, stage / "vendor")
+        carried = up.project_files(wheel, package)
         record = {
             "package": package,
             "version": version,
             **source,
             "wheel": f"vendor/{wheel.name}",
             "sha256": up.digest(wheel.read_bytes()),
-            "contracts": up.snapshot_of(wheel, package),
+            "contracts": up.snapshot_of(wheel, package, carried),
         }
         prefix = len(TEMPLATE.relative_to(ROOT).parts)
-        owned = up.owned_files(wheel, package, name)
+        owned = up.owned_files(carried, name)
         for listed in template_files(ROOT):
             if listed.parts[:prefix] != TEMPLATE.relative_to(ROOT).parts:
                 continue

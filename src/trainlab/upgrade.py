@@ -98,11 +98,12 @@ def from_wheel(wheel: Path, package: str, call: str, given: object = None) -> An
     return json.loads(said.stdout)
 
 
-def snapshot_of(wheel: Path, package: str) -> Any:
-    """The contracts and config surface the wheel states: its ``project_files/snapshot.json``
-    (written when it was built), else as its code answers."""
-    carried = project_files(wheel, package).get("snapshot.json")
-    return json.loads(carried) if carried else from_wheel(wheel, package, "snapshot")
+def snapshot_of(wheel: Path, package: str, carried: dict[str, bytes]) -> Any:
+    """The contracts and config surface the wheel states: the ``snapshot.json`` it carries
+    (:func:`project_files`, written when it was built), else as its code answers."""
+    if "snapshot.json" in carried:
+        return json.loads(carried["snapshot.json"])
+    return from_wheel(wheel, package, "snapshot")
 
 
 def project_files(wheel: Path, package: str) -> dict[str, bytes]:
@@ -119,10 +120,9 @@ def project_files(wheel: Path, package: str) -> dict[str, bytes]:
     return found
 
 
-def owned_files(wheel: Path, package: str, name: str) -> dict[str, bytes]:
-    """The files trainlab owns in a project named ``name``, as the wheel's trainlab writes
-    them (the thin template's package name replaced by the project's)."""
-    carried = project_files(wheel, package)
+def owned_files(carried: dict[str, bytes], name: str) -> dict[str, bytes]:
+    """The files trainlab owns in a project named ``name``, as the wheel that carries them
+    (:func:`project_files`) writes them: the thin template's package name replaced."""
     template = TEMPLATE_NAME.search(carried.get("pyproject.toml", b"").decode())
     placeholder = template.group(1) if template else "myproj"
     files = {}
@@ -135,10 +135,11 @@ def owned_files(wheel: Path, package: str, name: str) -> dict[str, bytes]:
     return files
 
 
-def changelog(wheel: Path, package: str, old: str, new: str) -> list[str]:
-    """The CHANGELOG sections of the wheel after ``old`` up to ``new`` (from the newest): each
-    version's heading, its kinds of change and the first line of each entry."""
-    text = project_files(wheel, package).get("CHANGELOG.md", b"").decode()
+def changelog(carried: dict[str, bytes], old: str, new: str) -> list[str]:
+    """The sections of the CHANGELOG a wheel carries (:func:`project_files`) after ``old`` up
+    to ``new`` (from the newest): each version's heading, its kinds of change and the first
+    line of each entry."""
+    text = carried.get("CHANGELOG.md", b"").decode()
     sections: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
         if heading := re.match(r"^## \[([^\]]+)\](.*)", line):
@@ -180,7 +181,7 @@ def upgrade(
     old = json.loads(record_path.read_text())
     package, version = old["package"], wheel_name(wheel)[1]
     name = project_name(project)
-    data = wheel.read_bytes()
+    data, carried = wheel.read_bytes(), project_files(wheel, package)
     new: dict[str, Any] = {
         "package": package,
         "version": version,
@@ -189,9 +190,9 @@ def upgrade(
         "dirty": bool(source.get("dirty", False)),
         "wheel": f"vendor/{wheel.name}",
         "sha256": digest(data),
-        "contracts": snapshot_of(wheel, package),
+        "contracts": snapshot_of(wheel, package, carried),
     }
-    written, owned = old.get("owned", {}), owned_files(wheel, package, name)
+    written, owned = old.get("owned", {}), owned_files(carried, name)
     kept, updated, new["owned"] = [], [], dict(written)
     for rel, content in owned.items():
         here = project / rel
@@ -212,7 +213,7 @@ def upgrade(
     print("contracts:", *(said or ["no change"]), sep="\n  ")
     if history:
         print(f"commits ({len(history)}):", *history[:40], sep="\n  ")
-    elif notes := changelog(wheel, package, old["version"], version):
+    elif notes := changelog(carried, old["version"], version):
         print(f"changelog ({old['version']} -> {version}):", *notes[:60], sep="\n  ")
     if new["sha256"] == old["sha256"]:
         print("the wheel is the same: trainlab's code did not change")
