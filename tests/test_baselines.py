@@ -159,3 +159,48 @@ def test_baselines_read_at_most_their_cap_of_every_split(make_cfg: MakeCfg) -> N
     found = fit_baselines(model, data, max_samples=200)
     assert data.served == {"train": 7, "val": 7, "test": 7}  # 7 batches of 32 hold 200
     assert {"baseline/logistic/val/loss", "baseline/majority/test/acc"} <= set(found.metrics)
+
+
+def test_a_linear_fit_is_reused_only_for_the_same_data_and_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The jobs of an in-process sweep share one fit of the linear baseline; a changed sample,
+    label, shape or setting fits again, and a reused fit predicts what a new one would."""
+    from sklearn.pipeline import Pipeline, make_pipeline
+
+    from trainlab.experiments import baselines
+
+    fits: list[int] = []
+    real_fit = Pipeline.fit
+    monkeypatch.setattr(
+        Pipeline, "fit", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k)
+    )
+    monkeypatch.setattr(baselines, "_FITTED", baselines.OrderedDict())
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+
+    def pipeline(**settings: object) -> Pipeline:
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, **settings))
+
+    first = baselines._fitted(pipeline(random_state=1), x, y)
+    again = baselines._fitted(pipeline(random_state=2), x.copy(), y.copy())  # lbfgs: no seed
+    assert again is first and len(fits) == 1
+    fresh = real_fit(pipeline(), x, y)
+    assert np.array_equal(again.predict_proba(x), fresh.predict_proba(x))
+
+    changed_x = x.copy()
+    changed_x[17, 3] += 1e-3
+    changed_y = y.copy()
+    changed_y[5] = 1 - changed_y[5]
+    for args in [
+        (pipeline(), changed_x, y),
+        (pipeline(), x, changed_y),
+        (pipeline(), x.reshape(100, 10), y[:100]),
+        (pipeline(C=0.1), x, y),
+        (pipeline(solver="saga", random_state=1), x, y),
+    ]:
+        before = len(fits)
+        assert baselines._fitted(*args) is not first
+        assert len(fits) == before + 1
+    assert len(baselines._FITTED) == baselines.FITTED_KEPT  # bounded

@@ -9,9 +9,11 @@ same validation and test batches. Their numbers go into ``metrics.json`` as
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,10 @@ from trainlab.models.outputs import split_loader
 log = logging.getLogger(__name__)
 SCORED = ("val", "test")
 NAMES = {"classification": ("majority", "logistic"), "regression": ("mean", "ridge")}
+# Linear fits already made in this process, by what they were fit on (see _fitted): the jobs
+# of an in-process sweep share their data, and refitting it took a third of a small job's time.
+_FITTED: OrderedDict[str, Any] = OrderedDict()
+FITTED_KEPT = 2
 
 
 @dataclass
@@ -168,7 +174,6 @@ def _trivial(task: str, y: torch.Tensor, model: Model) -> Any:
 def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int) -> Any:
     """Logistic regression or ridge on the flattened inputs, standardised on the training
     samples."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -180,10 +185,7 @@ def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int
     else:
         estimator = Ridge(alpha=1.0)
         target = y.reshape(len(y), -1).double().numpy()
-    pipeline = make_pipeline(StandardScaler(), estimator)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        pipeline.fit(features, target)
+    pipeline = _fitted(make_pipeline(StandardScaler(), estimator), features, target)
 
     if task == "classification":
         k = model.hparams["num_classes"]
@@ -198,6 +200,33 @@ def _linear(task: str, x: torch.Tensor, y: torch.Tensor, model: Model, seed: int
     return lambda x_new: torch.from_numpy(
         pipeline.predict(x_new.flatten(1).float().numpy()).reshape(len(x_new), -1)
     ).float()
+
+
+def _fitted(pipeline: Any, features: np.ndarray, target: np.ndarray) -> Any:
+    """``pipeline`` fit on ``features`` and ``target``, or the same fit made earlier in this
+    process: the key is the exact bytes, shapes and dtypes of both arrays and the pipeline's
+    parameters (a seed that the solver ignores, lbfgs's, left out), so a reused fit is the
+    fit this call would make. The last :data:`FITTED_KEPT` fits are kept."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    params = {k: v for k, v in pipeline.get_params(deep=True).items() if "__" in k}
+    if params.get("logisticregression__solver") == "lbfgs":
+        params.pop("logisticregression__random_state", None)
+    digest = hashlib.sha256(repr(sorted(params.items())).encode())
+    for array in (features, target):
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    key = digest.hexdigest()
+    if key in _FITTED:
+        _FITTED.move_to_end(key)
+        return _FITTED[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline.fit(features, target)
+    _FITTED[key] = pipeline
+    while len(_FITTED) > FITTED_KEPT:
+        _FITTED.popitem(last=False)
+    return pipeline
 
 
 @torch.no_grad()
