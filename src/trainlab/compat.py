@@ -1,4 +1,5 @@
-"""Where trainlab meets Lightning's version: the minor it is tested with.
+"""Where trainlab meets Lightning's version (the minor it is tested with) and the one private
+Hydra name it builds on.
 
 trainlab uses Lightning's public API only. Any private Lightning name (``trainer._...``, loop
 internals) the project ever needs goes here, with a comment saying why, so that an upgrade has
@@ -14,6 +15,9 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 
+# Hydra's basic sweeper is public only as a config target under this private path; trainlab's
+# grid sweeper (trainlab/sweeps/grid.py) subclasses it.
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper as BasicSweeper
 from packaging.specifiers import SpecifierSet
 
 log = logging.getLogger(__name__)
