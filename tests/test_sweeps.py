@@ -117,3 +117,71 @@ def test_a_submitit_sweep_runs_each_job_in_a_process_of_its_own(tmp_path: Path) 
     assert all((j / "metrics.json").is_file() for j in jobs)
     pids = {(j / "pid").read_text() for j in jobs}
     assert len(pids) == 2  # the basic launcher would run both in one process
+
+
+class CountingLoader:
+    """A config loader that composes ``{"overrides": [...], "n": k}`` and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def load_sweep_config(self, master_config: object, sweep_overrides: list[str]) -> object:
+        self.calls.append(tuple(sweep_overrides))
+        return OmegaConf.create({"overrides": sweep_overrides, "n": len(self.calls)})
+
+    def get_sources(self) -> list[str]:
+        return ["the wrapped loader's"]
+
+
+def test_a_job_is_composed_once_for_the_check_and_its_launch() -> None:
+    import pickle
+
+    from trainlab.sweeps.grid import KEPT, ComposeOnce
+
+    inner, master = CountingLoader(), OmegaConf.create({})
+    loader = ComposeOnce(inner)  # type: ignore[arg-type]
+    batch = [["seed=1"], ["seed=2"]]
+    checked = [loader.load_sweep_config(master, o) for o in batch]  # the sweeper's check
+    launched = [loader.load_sweep_config(master, o) for o in batch]  # the launcher
+    assert [c.overrides for c in launched] == batch and launched == checked
+    assert inner.calls == [("seed=1",), ("seed=2",)]
+    # Handed over once: a third request, another master config or other overrides compose anew.
+    assert loader.load_sweep_config(master, ["seed=1"]).n == 3
+    assert loader.load_sweep_config(OmegaConf.create({}), ["seed=2"]).n == 4
+    assert loader.get_sources() == ["the wrapped loader's"]  # the rest is the loader's
+    # A launcher that ships the loader to its workers ships no kept configs, and the copy works.
+    copy = pickle.loads(pickle.dumps(loader))
+    assert copy.kept == {} and copy.load_sweep_config(master, ["seed=5"]).overrides == ["seed=5"]
+    # Memory stays bounded in a batch of thousands.
+    for i in range(KEPT + 10):
+        loader.load_sweep_config(master, [f"seed={i}"])
+    assert len(loader.kept) <= KEPT
+
+
+def test_the_default_sweeper_checks_the_batch_then_runs_each_job_as_composed(
+    tmp_path: Path,
+) -> None:
+    base = ["-m", "trainer.max_epochs=1", "callbacks.progress_bar=null", "baselines=false"]
+    bad = run_cli("trainlab.train", *base, "callbacks=default,no_such_set", cwd=tmp_path)
+    assert bad.returncode != 0 and "no_such_set" in bad.stderr
+    assert not (tmp_path / "logs").exists()  # no job ran, and nothing is left behind
+
+    good = run_cli("trainlab.train", *base, "seed=1,2", "net.dropout=0.0,0.3", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()
+    assert "trainlab_sweeper.GridSweeper" in (sweep / "multirun.yaml").read_text()
+    ran = []
+    for job in sorted(sweep.glob("[0-9]*")):
+        cfg = OmegaConf.load(job / "config.yaml")
+        ran.append((cfg.seed, cfg.net.dropout))
+    assert ran == [(1, 0.0), (1, 0.3), (2, 0.0), (2, 0.3)]
+
+    # figures=auto: the jobs of a sweep save the numbers of their pictures, and draw none.
+    jobs = sorted(sweep.glob("[0-9]*"))
+    assert not list(sweep.glob("*/*.png"))
+    assert all((j / "learning_curves.json").is_file() for j in jobs)
+    drawn = run_cli("trainlab.figures", str(sweep), cwd=tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    for job in jobs:
+        names = ("learning_curves.png", "reliability.png", "risk_coverage.png")
+        assert all((job / name).stat().st_size > 10_000 for name in names)

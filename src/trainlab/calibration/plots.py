@@ -100,3 +100,21 @@ def save_risk_coverage(reports: dict[str, dict[str, Any]], path: Path, title: st
     save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def draw_calibration(results: dict[str, Any], out: Path) -> list[Path]:
+    """``reliability.png`` and ``risk_coverage.png`` in ``out`` from a run's calibration
+    results (what ``calibration.json`` holds): the test split before and after calibration, and
+    the selective risk of the calibrated probabilities."""
+    return [
+        save_reliability_diagram(
+            {"uncalibrated": results["before"], f"{results['method']} scaling": results["after"]},
+            out / "reliability.png",
+            title=f"{results.get('evaluated_on', 'test')} split",
+        ),
+        save_risk_coverage(
+            {"calibrated": results["selective"]},
+            out / "risk_coverage.png",
+            f"{results['selective'].get('evaluated_on', 'test')} split",
+        ),
+    ]

@@ -19,7 +19,7 @@ from trainlab.calibration.conformal import (
 )
 from trainlab.calibration.conformal import METHODS as CONFORMAL_METHODS
 from trainlab.calibration.metrics import calibration_report, check_n_bins, headline_metrics
-from trainlab.calibration.plots import save_reliability_diagram, save_risk_coverage
+from trainlab.calibration.plots import draw_calibration
 from trainlab.calibration.scalers import CHECKPOINT_KEY, METHODS, calibrator_state, make_calibrator
 from trainlab.calibration.selective import CHECKPOINT_KEY as SELECTIVE_KEY
 from trainlab.calibration.selective import risk_coverage, validation_state
@@ -37,9 +37,10 @@ class Calibration(pl.Callback):
     """After testing, fit a calibrator on the validation logits and report the test split's
     calibration before and after.
 
-    Writes ``calibration.json`` and ``reliability.png`` into ``dirpath``, logs the numbers and
-    the diagram to every logger, adds the headline numbers to ``metrics.json`` and stores the
-    calibrator in the tested checkpoint (for ``eval`` and ``predict``).
+    Writes ``calibration.json``, ``reliability.png`` and ``risk_coverage.png`` into
+    ``dirpath``, logs the numbers and the diagram to every logger, adds the headline numbers to
+    ``metrics.json`` and stores the calibrator in the tested checkpoint (for ``eval`` and
+    ``predict``).
 
     Every rank computes on the whole validation and test splits, read through the DataModule's
     dataloaders, so DDP gives the numbers one process would. A regression run skips it, saying so
@@ -55,6 +56,9 @@ class Calibration(pl.Callback):
             split's coverage and mean set size are reported. None: no sets.
         conformal_method: ``aps`` (adaptive sets) or ``lac`` (smallest sets); see
             :mod:`trainlab.calibration.conformal`.
+        figures: also draw ``reliability.png`` and ``risk_coverage.png`` (the config's
+            ``figures``); without them, ``python -m trainlab.figures`` draws them later from
+            ``calibration.json``.
 
     Raises:
         ConfigError: an unknown method, ``n_bins < 1`` or an alpha outside (0, 1).
@@ -67,6 +71,7 @@ class Calibration(pl.Callback):
         dirpath: str | None = None,
         conformal_alpha: float | None = 0.1,
         conformal_method: str = "aps",
+        figures: bool = True,
     ) -> None:
         if method not in (*METHODS, "auto"):
             raise ConfigError(
@@ -87,6 +92,11 @@ class Calibration(pl.Callback):
         self.conformal_alpha, self.conformal_method = conformal_alpha, conformal_method
         self.method = method
         self.dirpath = dirpath
+        if not isinstance(figures, bool):
+            raise ConfigError(
+                f"callbacks.calibration.figures must be true or false, got {figures!r}"
+            )
+        self.figures = figures
         self.results: dict[str, Any] = {}
         self.skipped: str | None = None
 
@@ -149,14 +159,10 @@ class Calibration(pl.Callback):
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / "calibration.json", json.dumps(self.results, indent=2))
-        figure = save_reliability_diagram(
-            {"uncalibrated": before, f"{calibrator.method} scaling": after},
-            out / "reliability.png",
-            title="test split",
-        )
-        save_risk_coverage({"calibrated": selective}, out / "risk_coverage.png", "test split")
         log_scalars(trainer, self.report_metrics())
-        log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
+        if self.figures:
+            figure, _ = draw_calibration(self.results, out)
+            log_image(trainer.loggers, "calibration/reliability", figure, step=trainer.global_step)
         if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
             saved = {
                 CHECKPOINT_KEY: calibrator_state(calibrator),

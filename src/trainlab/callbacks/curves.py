@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from typing_extensions import override
 
+from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
-from trainlab.trust.files import save_figure
+from trainlab.trust.files import save_figure, write_atomic
 
 PREFIXES = ("train/", "val/")
+
+
+def draw_learning_curves(saved: dict[str, Any], out: Path) -> Path:
+    """``learning_curves.png`` in ``out`` from what :class:`LearningCurves` saved in
+    ``learning_curves.json``."""
+    history = {int(epoch): values for epoch, values in saved["history"].items()}
+    return plot_learning_curves(history, saved["metric"], out / "learning_curves.png")
 
 
 def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path: Path) -> Path:
@@ -45,18 +54,27 @@ def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path
 
 
 class LearningCurves(pl.Callback):
-    """Records each epoch's ``train/*`` and ``val/*`` values and, when training ends,
-    writes ``learning_curves.png`` and sends it to every logger.
+    """Records each epoch's ``train/*`` and ``val/*`` values and, when training ends, writes
+    them to ``learning_curves.json`` and draws ``learning_curves.png``, sent to every logger.
 
     Args:
         metric: the metric drawn beside the loss; default ``acc`` when logged, else the first
             other validation metric.
-        dirpath: where the picture goes; default the trainer's ``default_root_dir``.
+        dirpath: where the files go; default the trainer's ``default_root_dir``.
+        figures: also draw the picture (the config's ``figures``); without it,
+            ``python -m trainlab.figures`` draws it later from ``learning_curves.json``.
     """
 
-    def __init__(self, metric: str | None = None, dirpath: str | None = None) -> None:
+    def __init__(
+        self, metric: str | None = None, dirpath: str | None = None, figures: bool = True
+    ) -> None:
+        if not isinstance(figures, bool):
+            raise ConfigError(
+                f"callbacks.learning_curves.figures must be true or false, got {figures!r}"
+            )
         self.metric = metric
         self.dirpath = dirpath
+        self.figures = figures
         self.history: dict[int, dict[str, float]] = {}
         self.path: Path | None = None
 
@@ -86,8 +104,11 @@ class LearningCurves(pl.Callback):
         )
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
-        self.path = plot_learning_curves(self.history, metric, out / "learning_curves.png")
-        log_image(trainer.loggers, "learning_curves", self.path, step=trainer.global_step)
+        saved = {"metric": metric, "history": self.history}
+        write_atomic(out / "learning_curves.json", json.dumps(saved, indent=1))
+        if self.figures:
+            self.path = draw_learning_curves(saved, out)
+            log_image(trainer.loggers, "learning_curves", self.path, step=trainer.global_step)
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -24,8 +24,9 @@ _DIRECTIONS = {"max": "maximize", "min": "minimize"}
 def register_resolvers() -> None:
     """Resolvers used by conf/: ``${run_suffix:}`` keeps two runs started in the same second
     apart; ``${optuna_direction:max}`` maps a monitor mode to an Optuna direction;
-    ``${project_root:}`` is ``$TRAINLAB_ROOT`` or the working directory (usable before Hydra
-    has set its runtime values, as sweepers need)."""
+    ``${draw_figures:${figures}}`` reads ``figures``; ``${project_root:}`` is
+    ``$TRAINLAB_ROOT`` or the working directory (usable before Hydra has set its runtime
+    values, as sweepers need)."""
     OmegaConf.register_new_resolver(
         "project_root", lambda: os.environ.get("TRAINLAB_ROOT") or os.getcwd(), replace=True
     )
@@ -35,6 +36,7 @@ def register_resolvers() -> None:
     )
     OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("job_name", job_name, replace=True)
+    OmegaConf.register_new_resolver("draw_figures", draw_figures, replace=True)
 
 
 def _multirun() -> Any:
@@ -61,6 +63,22 @@ def job_name(run_name: str) -> str:
     hydra = _multirun()
     overrides = str(hydra.job.override_dirname) if hydra is not None else ""
     return f"{run_name}[{overrides}]" if overrides else run_name
+
+
+def draw_figures(figures: Any) -> bool:
+    """``${draw_figures:${figures}}``: whether a run draws its pictures. ``auto`` draws them in
+    a single run and not in the jobs of a sweep, where the pictures of hundreds of trials cost
+    more than a small job's training; the numbers behind them are saved either way, and
+    ``python -m trainlab.figures`` draws them later.
+
+    Raises:
+        ConfigError: a value other than auto, true or false.
+    """
+    from trainlab.errors import ConfigError
+
+    if figures != "auto" and not isinstance(figures, bool):
+        raise ConfigError(f"figures must be auto, true or false, got {figures!r}")
+    return _multirun() is None if figures == "auto" else bool(figures)
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

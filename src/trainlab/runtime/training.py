@@ -23,7 +23,7 @@ from trainlab.compat import lightning_says_what_is_missing, warn_if_untested
 from trainlab.errors import ConfigError
 from trainlab.extras import require_for_loggers
 from trainlab.runtime.build import build_data, build_model, instantiate, instantiate_dict
-from trainlab.runtime.configs import config_dirs, save_config
+from trainlab.runtime.configs import config_dirs, draw_figures, save_config
 from trainlab.runtime.environment import describe
 from trainlab.runtime.lr_find import tune_learning_rate
 from trainlab.sweeps.pruning import trial_pruning
@@ -88,6 +88,7 @@ def check_top_level(cfg: DictConfig) -> None:
         check_checkpoint(ckpt_path, resume=True)
     if cfg.get("resume") not in (None, "auto"):
         raise ConfigError(f"resume must be auto or null, got {cfg.resume!r}")
+    draw_figures(cfg.get("figures", "auto"))  # raises on a value it does not know
 
 
 TRAINER_INTS = (
