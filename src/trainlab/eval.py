@@ -13,7 +13,7 @@ from trainlab.runtime.configs import HYDRA
 from trainlab.trust.secrets import protect_job
 
 
-def task(cfg: DictConfig) -> None:
+def job(cfg: DictConfig) -> None:
     protect_job()  # a launcher's job runs in a process of its own
     from trainlab.runtime.evaluation import evaluate
 
@@ -22,7 +22,7 @@ def task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("eval", hydra.main(**HYDRA, config_name="eval")(task))
+    start("eval", hydra.main(**HYDRA, config_name="eval")(job))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from trainlab.runtime.configs import HYDRA
 from trainlab.trust.secrets import protect_job
 
 
-def task(cfg: DictConfig) -> None:
+def job(cfg: DictConfig) -> None:
     protect_job()  # a launcher's job runs in a process of its own
     from trainlab.runtime.export import export
 
@@ -30,7 +30,7 @@ def task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("export", hydra.main(**HYDRA, config_name="export")(task))
+    start("export", hydra.main(**HYDRA, config_name="export")(job))
 
 
 if __name__ == "__main__":

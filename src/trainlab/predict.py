@@ -14,7 +14,7 @@ from trainlab.runtime.configs import HYDRA
 from trainlab.trust.secrets import protect_job
 
 
-def task(cfg: DictConfig) -> None:
+def job(cfg: DictConfig) -> None:
     protect_job()  # a launcher's job runs in a process of its own
     from trainlab.runtime.evaluation import predict
 
@@ -23,7 +23,7 @@ def task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start("predict", hydra.main(**HYDRA, config_name="predict")(task))
+    start("predict", hydra.main(**HYDRA, config_name="predict")(job))
 
 
 if __name__ == "__main__":

@@ -39,12 +39,12 @@ def main(entry: str, conf: Path, name: str) -> None:
     if entry not in ENTRIES:
         raise ValueError(f"entry {entry!r} is not one of {', '.join(ENTRIES)}")
     conf = Path(conf).resolve()
-    task = importlib.import_module(f"trainlab.{entry}").task
+    job = importlib.import_module(f"trainlab.{entry}").job
     if entry == "train":
         sys.argv = child_argv(sys.argv)  # a DDP child runs only its own sweep job
-        run = hydra.main(**{**HYDRA, "config_path": str(conf)}, config_name=name)(task)
+        run = hydra.main(**{**HYDRA, "config_path": str(conf)}, config_name=name)(job)
         start(entry, run, (conf, CONFIG_DIR), name)
         return
     if not any(a in ("-cd", "--config-dir") or a.startswith("--config-dir=") for a in sys.argv):
         sys.argv = [sys.argv[0], f"--config-dir={conf}", *sys.argv[1:]]
-    start(entry, hydra.main(**HYDRA, config_name=entry)(task), (CONFIG_DIR, conf))
+    start(entry, hydra.main(**HYDRA, config_name=entry)(job), (CONFIG_DIR, conf))

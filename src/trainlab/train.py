@@ -14,7 +14,7 @@ from trainlab.runtime.ddp import child_argv
 from trainlab.trust.secrets import protect_job
 
 
-def task(cfg: DictConfig) -> float | None:
+def job(cfg: DictConfig) -> float | None:
     protect_job()  # a launcher's job runs in a process of its own
     # Heavy imports only now that Hydra has composed the config: --help stays instant.
     from hydra.core.hydra_config import HydraConfig
@@ -25,18 +25,18 @@ def task(cfg: DictConfig) -> float | None:
     from trainlab.runtime.training import fit, objective
     from trainlab.sweeps import survive
 
-    def job() -> dict[str, float]:
+    def train_and_test() -> dict[str, float]:
         with JobScope():
             return fit(cfg)
 
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         # One bad job must not end the sweep: its failure goes to its run directory.
-        found = survive(job, cfg.paths.output_dir)
+        found = survive(train_and_test, cfg.paths.output_dir)
         if found is None:
             return math.nan  # Optuna records the trial as failed
         metrics = found
     else:
-        metrics = reject_bad_config(job, cfg.paths.output_dir)
+        metrics = reject_bad_config(train_and_test, cfg.paths.output_dir)
     if getattr(rank_zero_only, "rank", 0) == 0:
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/")}
         print(f"run directory: {cfg.paths.output_dir}\ntest metrics: {shown}")
@@ -58,7 +58,7 @@ def baseline_summary(metrics: dict[str, float], split: str) -> str:
 
 def main() -> None:
     sys.argv = child_argv(sys.argv)  # a DDP child runs only its own sweep job
-    start("train", hydra.main(**HYDRA, config_name="train")(task))
+    start("train", hydra.main(**HYDRA, config_name="train")(job))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class EpochProgress(ProgressBar):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The task logs this epoch's train metrics after this hook; the line is printed when
+        # The model logs this epoch's train metrics after this hook; the line is printed when
         # the next epoch starts, or training ends.
         self._finished = (trainer.current_epoch, time.monotonic() - self._epoch_start)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from trainlab.sweeps.failures import FAILURE_FILE
+from trainlab.trust.run_dir import CONFIG, FAILURE, METRICS
 
-MARKERS = ("config.yaml", "metrics.json", FAILURE_FILE)
+MARKERS = (CONFIG, METRICS, FAILURE)
 REPEATS = ("seed", "data.fold")  # keys that repeat a configuration rather than change it
 
 
@@ -119,14 +119,14 @@ def read_run(path: Path) -> Run:
     try:
         if (overrides := path / ".hydra" / "overrides.yaml").is_file():
             run.overrides = parse_overrides(yaml.safe_load(overrides.read_text()) or [])
-        if (config := path / "config.yaml").is_file():
+        if (config := path / CONFIG).is_file():
             run.config = yaml.safe_load(config.read_text()) or {}
-        if (failure := path / FAILURE_FILE).is_file():
+        if (failure := path / FAILURE).is_file():
             record = json.loads(failure.read_text())
             lines = [ln for ln in str(record.get("traceback", "")).splitlines() if ln.strip()]
             run.status = "failed"
             run.error = lines[-1] if lines else f"{record.get('error')}: {record.get('message')}"
-        elif (metrics := path / "metrics.json").is_file():
+        elif (metrics := path / METRICS).is_file():
             summary = json.loads(metrics.read_text())
             run.metrics = {str(k): float(v) for k, v in summary["metrics"].items()}
             run.epochs = summary.get("epochs")

@@ -1,7 +1,7 @@
 """Learning-rate schedules, as factories that return Lightning's scheduler dicts.
 
-Each factory is configured as a Hydra partial and called by the task with the optimiser and
-what only the running trainer knows (total steps) or the task decides (monitored metric).
+Each factory is configured as a Hydra partial and called by the model with the optimiser and
+what only the running trainer knows (total steps) or the model decides (monitored metric).
 """
 
 from __future__ import annotations

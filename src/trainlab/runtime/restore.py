@@ -18,8 +18,8 @@ from trainlab.runtime.configs import config_dirs
 from trainlab.trust.data import check as check_data
 from trainlab.trust.data import check_splits
 from trainlab.trust.loading import check_buildable, check_checkpoint, load_checkpoint
+from trainlab.trust.run_dir import CONFIG, RunDir
 
-CONFIG_NAME = "config.yaml"
 VOCAB_FILE = "vocab.json"
 
 
@@ -46,22 +46,22 @@ def locate(run_dir: str | None, ckpt_path: str | None) -> tuple[Path, Path]:
     """
     if ckpt_path:
         ckpt = check_checkpoint(ckpt_path).resolve()
-        runs = [p for p in ckpt.parents if (p / CONFIG_NAME).is_file()]
+        runs = [p for p in ckpt.parents if (p / CONFIG).is_file()]
         if run_dir:
             runs = [Path(run_dir).resolve()]
-        if not runs or not (runs[0] / CONFIG_NAME).is_file():
+        if not runs or not (runs[0] / CONFIG).is_file():
             raise ConfigError(
-                f"ckpt_path: no {CONFIG_NAME} in a parent folder of {ckpt}; give run_dir=..."
+                f"ckpt_path: no {CONFIG} in a parent folder of {ckpt}; give run_dir=..."
             )
         return runs[0], ckpt
     if not run_dir:
         raise ConfigError("give run_dir=<a training run directory> or ckpt_path=<a checkpoint>")
     run = Path(run_dir).resolve()
-    if not (run / CONFIG_NAME).is_file():
-        raise ConfigError(f"run_dir: {run} holds no {CONFIG_NAME}; is it a trainlab training run?")
-    for name in ("best.ckpt", "last.ckpt"):
-        if (run / "checkpoints" / name).is_file():
-            return run, check_checkpoint(run / "checkpoints" / name, "run_dir")
+    if not (run / CONFIG).is_file():
+        raise ConfigError(f"run_dir: {run} holds no {CONFIG}; is it a trainlab training run?")
+    for ckpt in (RunDir(run).best, RunDir(run).latest):
+        if ckpt.is_file():
+            return run, check_checkpoint(ckpt, "run_dir")
     raise ConfigError(f"run_dir: {run}/checkpoints holds neither best.ckpt nor last.ckpt")
 
 
@@ -81,14 +81,14 @@ def restore(
     run, ckpt = locate(run_dir, ckpt_path)
     check_data(run, allow_data_change)
     try:
-        loaded = OmegaConf.load(run / CONFIG_NAME)
+        loaded = OmegaConf.load(run / CONFIG)
         plain = OmegaConf.to_container(loaded, resolve=True)
     except Exception as err:  # omegaconf and yaml raise many kinds; name the file
-        raise ConfigError(f"run_dir: cannot read {run / CONFIG_NAME}: {err}") from err
-    check_buildable(plain, run / CONFIG_NAME, config_dirs(), trusted)
+        raise ConfigError(f"run_dir: cannot read {run / CONFIG}: {err}") from err
+    check_buildable(plain, run / CONFIG, config_dirs(), trusted)
     cfg = OmegaConf.create(plain)
     if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"run_dir: {run / CONFIG_NAME} is not a mapping of config keys")
+        raise ConfigError(f"run_dir: {run / CONFIG} is not a mapping of config keys")
     if (run / VOCAB_FILE).is_file() and "vocab_file" in cfg.data:
         cfg.data.vocab_file = str(run / VOCAB_FILE)  # encode text exactly as in training
     dm = build_data(cfg)

@@ -1,4 +1,4 @@
-"""The training pipeline: config -> data -> net -> task -> Trainer.fit -> best-checkpoint test."""
+"""The training pipeline: config -> data -> net -> model -> Trainer.fit -> best-checkpoint test."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from trainlab.trust.data import check as check_data
 from trainlab.trust.data import record as record_data
 from trainlab.trust.files import write_atomic
 from trainlab.trust.loading import check_checkpoint, load_checkpoint
+from trainlab.trust.run_dir import CLASSES, DIAGNOSTICS, RunDir
 from trainlab.trust.secrets import redact_config
 
 log = logging.getLogger(__name__)
@@ -42,24 +43,21 @@ log = logging.getLogger(__name__)
 logging.getLogger("lightning").handlers.clear()
 
 
-LATEST = Path("checkpoints") / "last.ckpt"
-
-
-def resume_in_place(cfg: DictConfig, out_dir: Path) -> bool:
-    """``resume=auto``: continue the run in ``out_dir`` from its ``checkpoints/last.ckpt`` when
+def resume_in_place(cfg: DictConfig, run: RunDir) -> bool:
+    """``resume=auto``: continue the run in ``run`` from its ``checkpoints/last.ckpt`` when
     there is one (a requeued SLURM job runs again in its own directory); whether it does.
 
     Raises:
         ConfigError: the latest checkpoint is unreadable (truncated by a kill mid-write):
             named, and never replaced by a silent restart from scratch.
     """
-    latest = out_dir / LATEST
+    latest = run.latest
     if cfg.get("resume") != "auto" or cfg.get("ckpt_path") or not latest.is_file():
         return False
     try:
         check_checkpoint(latest, "resume=auto", resume=True)
     except ConfigError as err:
-        previous = latest.with_name("last.previous.ckpt")
+        previous = run.previous
         try:
             check_checkpoint(previous, "resume=auto", resume=True)
         except ConfigError:
@@ -72,7 +70,7 @@ def resume_in_place(cfg: DictConfig, out_dir: Path) -> bool:
     step = int(load_checkpoint(latest, mmap=True)["global_step"])
     with open_dict(cfg):
         cfg.ckpt_path = str(latest)
-    log.info("resume=auto: continuing %s from %s (step %d)", out_dir, latest, step)
+    log.info("resume=auto: continuing %s from %s (step %d)", run.path, latest, step)
     return True
 
 
@@ -175,18 +173,18 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     """
     check_top_level(cfg)
     warn_if_untested()
-    out_dir = Path(cfg.paths.output_dir)
+    run = RunDir(Path(cfg.paths.output_dir))
     seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.seed is None:  # record the seed drawn, so config.yaml repeats this run
         with open_dict(cfg):
             cfg.seed = seed
-    resumed = resume_in_place(cfg, out_dir)
+    resumed = resume_in_place(cfg, run)
     allow_data_change = bool(cfg.get("allow_data_change", False))
     if resumed:  # it continues on the data it trained on, or says so
-        check_data(out_dir, allow_data_change)
+        check_data(run.path, allow_data_change)
     dm = build_data(cfg)
     if resumed:
-        check_splits(out_dir, dm, allow_data_change)
+        check_splits(run.path, dm, allow_data_change)
     with open_dict(cfg):  # eval, predict and export rebuild it from any working directory
         cfg.data.update(absolute_paths(cfg.data))
     model = build_model(cfg, dm)
@@ -196,7 +194,7 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         check(load_checkpoint(ckpt, mmap=True))  # what a resume would set, before any write
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     callbacks.insert(0, RandomState())  # exact resume, whatever the configured callbacks
-    callbacks.insert(0, RecordRanks(out_dir / "env.json"))  # with 2+ processes: their hosts
+    callbacks.insert(0, RecordRanks(run.env))  # with 2+ processes: their hosts
     if monitor := cfg.model.get("monitor"):
         callbacks.insert(0, MonitorCheck(monitor))
     if (pruning := trial_pruning(cfg)) is not None:  # a trial of a study with a pruner
@@ -206,21 +204,28 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, callbacks, loggers)
 
     if trainer.is_global_zero:
-        save_config(cfg, out_dir / "config.yaml")
-        record_data(cfg.data, dm, out_dir)  # data.json: what eval, predict and export must find
-        environment = describe(config_dirs()[0].parent, out_dir)  # the project's tree
-        write_atomic(out_dir / "env.json", json.dumps(environment, indent=2))
-        if (names := getattr(dm, "class_names", None)) is not None:
-            write_atomic(out_dir / "classes.json", json.dumps(list(names), indent=1))
-        if callable(save := getattr(dm, "save_artifacts", None)):
-            save(out_dir)  # e.g. a text vocabulary: eval and predict read it back
+        record_start(run, cfg, dm)
     suggested_lr = None
     if cfg.get("tune_lr"):
-        suggested_lr = tune_learning_rate(cfg, model, dm, out_dir, trainer.world_size)
+        suggested_lr = tune_learning_rate(cfg, model, dm, run.path, trainer.world_size)
     for logger in trainer.loggers:
         logger.log_hyperparams(redact_config(OmegaConf.to_container(cfg, resolve=True)))
 
-    return _train_and_test(cfg, trainer, model, dm, out_dir, suggested_lr)
+    return _train_and_test(cfg, trainer, model, dm, run, suggested_lr)
+
+
+def record_start(run: RunDir, cfg: DictConfig, dm: Any) -> None:
+    """What a run writes before it trains, all that eval, predict and export read back:
+    ``config.yaml``, ``data.json``, ``env.json``, ``classes.json`` and the DataModule's own
+    artifacts (a text vocabulary)."""
+    save_config(cfg, run.config)
+    record_data(cfg.data, dm, run.path)
+    environment = describe(config_dirs()[0].parent, run.path)  # the project's tree
+    write_atomic(run.env, json.dumps(environment, indent=2))
+    if (names := getattr(dm, "class_names", None)) is not None:
+        write_atomic(run / CLASSES, json.dumps(list(names), indent=1))
+    if callable(save := getattr(dm, "save_artifacts", None)):
+        save(run.path)
 
 
 def _train_and_test(
@@ -228,7 +233,7 @@ def _train_and_test(
     trainer: pl.Trainer,
     model: Any,
     dm: Any,
-    out_dir: Path,
+    run: RunDir,
     suggested_lr: float | None,
 ) -> dict[str, float]:
     """Fit, test the best checkpoint, write metrics.json with what the callbacks report."""
@@ -276,10 +281,8 @@ def _train_and_test(
             "plateau": plateau,
             "compute": compute,
         }
-        write_atomic(out_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
-        write_atomic(
-            out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2, allow_nan=True)
-        )
+        write_atomic(run.metrics, json.dumps(summary, indent=2, allow_nan=True))
+        write_atomic(run / DIAGNOSTICS, json.dumps(diagnostics, indent=2, allow_nan=True))
     return metrics
 
 

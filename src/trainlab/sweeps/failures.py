@@ -19,11 +19,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from trainlab.trust.files import write_atomic
+from trainlab.trust.run_dir import FAILURE, METRICS
 from trainlab.trust.secrets import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-FAILURE_FILE = "failure.json"
+FAILURE_FILE = FAILURE  # a failed job's record in its run directory
 SHOWN = 5  # failures named in the summary line
 
 
@@ -86,7 +87,7 @@ def summarize(sweep_dir: Path) -> tuple[str, bool]:
             record: dict[str, Any] = json.loads(failure.read_text())
             first_line = str(record.get("message", "")).strip().splitlines()[:1]
             failed.append(f"job {job.name} ({record.get('error')}: {''.join(first_line)})")
-        elif (job / "metrics.json").is_file():
+        elif (job / METRICS).is_file():
             ok += 1
         else:
             unfinished.append(job.name)

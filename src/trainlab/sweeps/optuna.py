@@ -50,6 +50,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from trainlab.extras import require
+from trainlab.trust.run_dir import RunDir
 from trainlab.trust.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def outcome(result: JobReturn) -> tuple[str, Any]:
     output_dir = (
         OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir") if result.hydra_cfg else None
     )
-    metrics = Path(str(output_dir or result.working_dir or "")) / "metrics.json"
+    metrics = RunDir(Path(str(output_dir or result.working_dir or ""))).metrics
     with contextlib.suppress(OSError, ValueError):
         reason = str(json.loads(metrics.read_text()).get("stop_reason") or "")
         if reason.startswith(("diverged", "pruned")):

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError
+from trainlab.trust.run_dir import DATA
 
-DATA_FILE = "data.json"
 PATH_KEYS = ("path", "root", "dir", "file")  # a data key ending so names a file or folder
 _SKIP = ("vocab_file",)  # written into the run by the run itself
 
@@ -117,11 +117,11 @@ def record(data: Any, dm: Any, run_dir: Path) -> None:
         if Path(data[key]).exists()
     }
     record = {"files": files, "splits": split_digests(dm)}
-    write_atomic(run_dir / DATA_FILE, json.dumps(record, indent=2))
+    write_atomic(run_dir / DATA, json.dumps(record, indent=2))
 
 
 def _recorded(run_dir: Path, allow_change: bool) -> dict[str, Any]:
-    recorded = run_dir / DATA_FILE
+    recorded = run_dir / DATA
     if allow_change or not recorded.is_file():  # runs from before data.json: nothing to compare
         return {}
     found: dict[str, Any] = json.loads(recorded.read_text())

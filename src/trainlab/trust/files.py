@@ -4,11 +4,12 @@
   into it (:class:`RunDirGuard`, a Hydra callback): the claim notes whether the folder existed
   and what it held. A run whose config is rejected then removes exactly the entries that were
   not there before, and the folders above it that this process made (:func:`discard`).
-- **Write over** no result: a run directory that already holds one (:data:`RESULTS`) is refused
-  before anything is written, unless ``resume=auto`` (continue it) or ``overwrite=true`` (the
-  earlier run is moved into ``replaced/<time>/`` inside it, nothing deleted). A sweep directory
-  is refused the same way, and held by a lock while its sweep runs, so two processes given the
-  same ``hydra.sweep.dir`` never write into the same job folders.
+- **Write over** no result: a run directory that already holds one
+  (:data:`~trainlab.trust.run_dir.RESULTS`) is refused before anything is written, unless
+  ``resume=auto`` (continue it) or ``overwrite=true`` (the earlier run is moved into
+  ``replaced/<time>/`` inside it, nothing deleted). A sweep directory is refused the same way,
+  and held by a lock while its sweep runs, so two processes given the same ``hydra.sweep.dir``
+  never write into the same job folders.
 - **Write** whole files or nothing: :func:`write_atomic` writes beside the target, syncs, and
   renames over it; :func:`write_new` never replaces a file; :func:`rotate` swaps in a new
   ``last.ckpt`` with the old one kept and some ``last.ckpt`` present at every instant.
@@ -33,19 +34,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from trainlab.errors import ConfigError
+from trainlab.trust.run_dir import RunDir
 from trainlab.trust.secrets import redact
 
 log = logging.getLogger(__name__)
 
-# What a run leaves that must not be written over: a directory holding any of these holds a run.
-RESULTS = (
-    "config.yaml",
-    "metrics.json",
-    "failure.json",
-    "checkpoints",
-    "eval_metrics.json",
-    "predictions.csv",
-)
 REPLACED = "replaced"  # overwrite=true moves the earlier run here: replaced/<time>/
 FAILURES = "failures"  # a continued run keeps its earlier attempts' failure.json here
 LOCK_FILE = ".trainlab.lock"
@@ -226,17 +219,7 @@ _CLAIMS: dict[Path, Claim] = {}
 
 def held_results(path: Path, sweep: bool = False) -> list[str]:
     """The results ``path`` holds (of a sweep: in its job folders), relative to ``path``."""
-    if not path.is_dir():
-        return []
-    folders = [path]
-    if sweep:
-        folders += sorted(p for p in path.iterdir() if p.is_dir() and p.name.isdigit())
-    return [
-        str((folder / name).relative_to(path))
-        for folder in folders
-        for name in RESULTS
-        if (folder / name).exists()
-    ]
+    return RunDir(path).held(sweep)
 
 
 def _entries(path: Path) -> frozenset[str]:
