@@ -10,7 +10,9 @@ from typing import TypeVar
 
 from trainlab.errors import ConfigError, DataError
 from trainlab.runtime.configs import CONFIG_DIR, print_help, register_resolvers
+from trainlab.runtime.warm import take_over
 from trainlab.trust.files import discard
+from trainlab.trust.run_dir import RunDir
 from trainlab.trust.secrets import protect_process
 
 T = TypeVar("T")
@@ -46,7 +48,7 @@ def intact(run_dir: Path, remedy: str) -> str:
     """What a run stopped midway keeps: the state it resumes from, if there is one yet."""
     from trainlab.trust.loading import check_checkpoint, load_checkpoint
 
-    latest = run_dir / "checkpoints" / "last.ckpt"
+    latest = RunDir(run_dir).latest
     try:
         check_checkpoint(latest, resume=True)
     except ConfigError:
@@ -64,8 +66,12 @@ def start(
     dirs: tuple[Path, ...] = (CONFIG_DIR,),
     config_name: str = "",
 ) -> None:
-    """Register the resolvers, answer ``--help`` without Hydra's slow group scan, else run.
+    """Hand the command to a warm server if one runs (:mod:`trainlab.runtime.warm`), else
+    register the resolvers, answer ``--help`` without Hydra's slow group scan, and run.
     ``dirs`` and ``config_name`` are a project's (:mod:`trainlab.project`)."""
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if main is not None:  # python -m <module>: the module a server's child runs again
+        take_over(main.name)
     sys.argv = protect_process(sys.argv)  # before Hydra, W&B or a launcher copies it
     register_resolvers()
     args = sys.argv[1:]
