@@ -38,13 +38,17 @@ LEAN = [
 def search(
     out: Path, pruner: str, seed: int, trials: int, epochs: int, extra: list[str]
 ) -> dict[str, Any]:
-    """One search; its totals read back from its run directories."""
-    cwd = out / f"{pruner}_seed{seed}"
+    """One search; its totals read back from its run directories. ``pruner`` is a pruner
+    config's name, with settings of its own after colons:
+    ``successive_halving:reduction_factor=4``."""
+    name, *settings = pruner.split(":")
+    extra = [*extra, *(f"hydra.sweeper.pruner.{s}" for s in settings)]
+    cwd = out / f"{pruner.replace(':', '_').replace('=', '')}_seed{seed}"
     cwd.mkdir(parents=True, exist_ok=True)
     args = [
         "experiment=signals_tcn",
         "hparams_search=optuna",
-        f"hydra/sweeper/pruner={pruner}",
+        f"hydra/sweeper/pruner={name}",
         f"hydra.sweeper.n_trials={trials}",
         f"hydra.sweeper.sampler.seed={seed}",
         "model.monitor=val/acc",
@@ -54,6 +58,9 @@ def search(
         *LEAN,
         *extra,
     ]
+    label = " ".join([name, *(e.rsplit(".", 1)[-1] for e in extra)])
+    if done := finished(cwd):  # a search this --out already holds is read back, not rerun
+        return {"pruner": label, "seed": seed, "wall_seconds": None, **totals(done[-1])}
     env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     done = subprocess.run(
@@ -67,9 +74,20 @@ def search(
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{pruner} seed {seed} failed:\n{done.stderr[-3000:]}")
-    (sweep,) = (cwd / "logs" / "signals_tcn" / "multiruns").iterdir()
-    label = " ".join([pruner, *(e.rsplit(".", 1)[-1] for e in extra)])
-    return {"pruner": label, "seed": seed, "wall_seconds": round(wall, 1), **totals(sweep)}
+    return {
+        "pruner": label,
+        "seed": seed,
+        "wall_seconds": round(wall, 1),
+        **totals(finished(cwd)[-1]),
+    }
+
+
+def finished(cwd: Path) -> list[Path]:
+    """The finished sweeps under a search's folder, oldest first (an interrupted one has no
+    ``optimization_results.yaml``)."""
+    sweeps = cwd / "logs" / "signals_tcn" / "multiruns"
+    found = sweeps.iterdir() if sweeps.is_dir() else []
+    return sorted(s for s in found if (s / "optimization_results.yaml").is_file())
 
 
 def totals(sweep: Path) -> dict[str, Any]:
@@ -96,7 +114,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--pruners", nargs="+", default=["none", "median", "hyperband"])
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        default=["none", "median", "hyperband"],
+        help="pruner configs, each with its own settings after colons: "
+        "successive_halving:reduction_factor=4",
+    )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench_pruning"))
     parser.add_argument(

@@ -51,12 +51,19 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         assert warm.stdout is not None
         assert "listening" in warm.stdout.readline()
+        assert list(runtime.glob("*/*.sock"))
+        # A second server for the same environment does not take the first one's socket.
+        second = subprocess.run(
+            [sys.executable, "-m", "trainlab.warm"], env=env, capture_output=True, text=True
+        )
+        assert second.returncode != 0 and "already listens" in second.stderr
         yield env
-    finally:
         warm.terminate()
-        warm.wait(timeout=60)
+        assert warm.wait(timeout=60) == 0
+        assert not list(runtime.glob("*/*.sock"))  # the server removed its socket
+    finally:
+        warm.kill()
         shutil.rmtree(runtime, ignore_errors=True)
-    assert not list(runtime.glob("*/*.sock"))  # the server removed its socket
 
 
 def command(

@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stop", action="store_true", help="stop the running server")
     args = parser.parse_args(argv)
 
-    from trainlab.runtime.warm import Server, socket_path, stop_server
+    from trainlab.runtime.warm import Server, listening, socket_path, stop_server
 
     if args.stop:
         if not stop_server():
@@ -34,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--idle-minutes must be positive")
     if sys.path and sys.path[0] in ("", os.getcwd()):
         sys.path.pop(0)  # import nothing from this directory: a job brings its own
-    server = Server(socket_path(), idle_seconds=60 * args.idle_minutes)
+    if listening(path := socket_path()):
+        print(f"trainlab: a warm server already listens at {path}", file=sys.stderr)
+        return 1
+    server = Server(path, idle_seconds=60 * args.idle_minutes)
     server.warm_up()
     server.serve()
     return 0

@@ -142,8 +142,11 @@ def run_warm(module: str) -> int | None:
         "pid": os.getpid(),
     }
     with conn:
-        _send(conn, request, fds=[0, 1, 2])
-        answer, _ = _receive(conn)
+        try:
+            _send(conn, request, fds=[0, 1, 2])
+            answer, _ = _receive(conn)
+        except OSError:  # the server went away meanwhile
+            answer = None
         if answer is None or "refused" in answer:
             reason = answer["refused"] if answer else "the server closed the connection"
             print(f"trainlab: warm server not used: {reason}; starting cold", file=sys.stderr)
@@ -273,10 +276,13 @@ class Server:
         folder = self.path.parent.stat()
         if folder.st_uid != os.getuid() or folder.st_mode & 0o077:
             raise SystemExit(f"trainlab: {self.path.parent} must be this user's alone (mode 700)")
+        if listening(self.path):
+            raise SystemExit(f"trainlab: a warm server already listens at {self.path}")
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a server that died left it
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.path))
+        bound = self.path.stat().st_ino  # removed at exit only if it is still this one
         listener.listen(16)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -291,15 +297,13 @@ class Server:
                 elif time.monotonic() - last > self.idle_seconds:
                     break
                 for _ in selector.select(timeout=0.1):
-                    if self.stopping:
-                        break
                     conn, _ = listener.accept()
                     self._take(conn, listener)
                     last = time.monotonic()
                 self._reap()
         finally:
             with contextlib.suppress(FileNotFoundError):
-                if self.path.stat().st_ino == os.fstat(listener.fileno()).st_ino:
+                if self.path.stat().st_ino == bound:
                     self.path.unlink()
             listener.close()
 
@@ -319,6 +323,9 @@ class Server:
                 _send(conn, {"stopping": os.getpid()})
                 return
             if request is None or len(fds) != 3:
+                return
+            if self.stopping:
+                _send(conn, {"refused": "the server is stopping"})
                 return
             if reason := self.refusal(request, peer_pid):
                 _send(conn, {"refused": reason})
@@ -374,6 +381,18 @@ def _module_times(names: dict[str, float] | None = None) -> dict[str, float]:
         for name in names.keys() - found.keys():
             found[name] = -1.0  # gone
     return found
+
+
+def listening(path: Path) -> bool:
+    """Whether a server listens at ``path`` (a socket file left by a dead one does not)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _cgroup(pid: int) -> str:
