@@ -185,3 +185,33 @@ def test_the_default_sweeper_checks_the_batch_then_runs_each_job_as_composed(
     for job in jobs:
         names = ("learning_curves.png", "reliability.png", "risk_coverage.png")
         assert all((job / name).stat().st_size > 10_000 for name in names)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_output_pipe_closes_stops_instead_of_failing_every_job(
+    tmp_path: Path,
+) -> None:
+    """``python -m trainlab.train -m ... | head``: once the reader has gone, every later job
+    would fail on its first print and use up the sweep (an Optuna budget with it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRAINLAB_ROOT": str(tmp_path), "TRAINLAB_WARM": "0"}
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "trainlab.train", "-m", "seed=0,1,2,3", "trainer.max_epochs=1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert sweep.stdout is not None and sweep.stderr is not None
+    sweep.stdout.read(1)  # what `head -c 1` reads, then it goes
+    sweep.stdout.close()
+    err = sweep.stderr.read()
+    assert sweep.wait(timeout=300) == 1
+    assert "the sweep stops: its stdout was closed" in err
+    (found,) = (tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()
+    assert sorted(p.name for p in found.iterdir() if p.is_dir()) == ["0"]  # no job after it
+    assert json.loads((found / "0" / FAILURE_FILE).read_text())["error"] == "BrokenPipeError"

@@ -31,7 +31,8 @@ SHOWN = 5  # failures named in the summary line
 def survive(job: Callable[[], T], output_dir: str | Path) -> T | None:
     """Run ``job``; if it raises (a bad value, a crash, out of memory), write the error and its
     traceback to ``<output_dir>/failure.json``, log it, and return None so that the sweep goes
-    on. Ctrl-C still stops the sweep."""
+    on. Ctrl-C still stops the sweep, and so does a job that failed because the sweep's output
+    pipe was closed."""
     try:
         return job()
     except Exception as err:
@@ -49,10 +50,28 @@ def survive(job: Callable[[], T], output_dir: str | Path) -> T | None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / FAILURE_FILE, redact(json.dumps(record, indent=2)))
+        if isinstance(err, BrokenPipeError) and (gone := output_gone()):
+            # Not the job's fault: what read the sweep's output has gone (a pipe into `head`, a
+            # closed session), and every later job would fail the same way, using up the budget.
+            print(f"trainlab: the sweep stops: its {gone} was closed ({err})", file=sys.stderr)
+            raise SystemExit(1) from err
         log.error(
             "job failed, the sweep goes on: %s: %s\n%s", record["error"], err, record["traceback"]
         )
         return None
+
+
+def output_gone() -> str | None:
+    """``stdout`` or ``stderr`` when that stream is a pipe whose reader has gone, else None."""
+    import select
+
+    poller = select.poll()
+    for fd in (1, 2):
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+    for fd, events in poller.poll(0):
+        if events & (select.POLLERR | select.POLLHUP):
+            return "stdout" if fd == 1 else "stderr"
+    return None
 
 
 def slurm_ending_this_job() -> str | None:
