@@ -42,7 +42,7 @@ def search(
     config's name, with settings of its own after colons:
     ``successive_halving:reduction_factor=4``."""
     name, *settings = pruner.split(":")
-    extra = [*extra, *(f"hydra.sweeper.pruner.{s}" for s in settings)]
+    extra = [*extra, *(f"++hydra.sweeper.pruner.{s}" for s in settings)]
     cwd = out / f"{pruner.replace(':', '_').replace('=', '')}_seed{seed}"
     cwd.mkdir(parents=True, exist_ok=True)
     args = [
@@ -83,11 +83,16 @@ def search(
 
 
 def finished(cwd: Path) -> list[Path]:
-    """The finished sweeps under a search's folder, oldest first (an interrupted one has no
-    ``optimization_results.yaml``)."""
+    """The finished sweeps under a search's folder, oldest first: an interrupted one has no
+    ``optimization_results.yaml``, and one with failed trials is no measure of the search."""
     sweeps = cwd / "logs" / "signals_tcn" / "multiruns"
     found = sweeps.iterdir() if sweeps.is_dir() else []
-    return sorted(s for s in found if (s / "optimization_results.yaml").is_file())
+    return sorted(
+        s
+        for s in found
+        if (results := s / "optimization_results.yaml").is_file()
+        and not yaml.safe_load(results.read_text()).get("failed")
+    )
 
 
 def totals(sweep: Path) -> dict[str, Any]:
