@@ -140,22 +140,30 @@ def test_a_job_is_composed_once_for_the_check_and_its_launch() -> None:
 
     inner, master = CountingLoader(), OmegaConf.create({})
     loader = ComposeOnce(inner)  # type: ignore[arg-type]
-    batch = [["seed=1"], ["seed=2"]]
-    checked = [loader.load_sweep_config(master, o) for o in batch]  # the sweeper's check
+    batch = [["seed=1"], ["seed=2"], ["seed=1"]]  # the same overrides twice: two jobs
+    with loader.checking():  # the sweeper's check
+        checked = [loader.load_sweep_config(master, o) for o in batch]
     launched = [loader.load_sweep_config(master, o) for o in batch]  # the launcher
-    assert [c.overrides for c in launched] == batch and launched == checked
-    assert inner.calls == [("seed=1",), ("seed=2",)]
-    # Handed over once: a third request, another master config or other overrides compose anew.
-    assert loader.load_sweep_config(master, ["seed=1"]).n == 3
-    assert loader.load_sweep_config(OmegaConf.create({}), ["seed=2"]).n == 4
+    assert [c.overrides for c in launched] == batch
+    assert [c.n for c in launched] == [1, 2, 3] and launched == checked
+    assert len({id(c) for c in launched}) == 3  # each job a config of its own
+    assert len(inner.calls) == 3 and loader.kept == {}
+    # Handed over once: a request with nothing kept, or another master config, composes anew.
+    assert loader.load_sweep_config(master, ["seed=1"]).n == 4
+    assert loader.load_sweep_config(master, ["seed=1"]).n == 5
+    assert loader.load_sweep_config(OmegaConf.create({}), ["seed=2"]).n == 6
+    assert loader.kept == {}  # nothing is kept outside a check
     assert loader.get_sources() == ["the wrapped loader's"]  # the rest is the loader's
     # A launcher that ships the loader to its workers ships no kept configs, and the copy works.
+    with loader.checking():
+        loader.load_sweep_config(master, ["seed=9"])
     copy = pickle.loads(pickle.dumps(loader))
     assert copy.kept == {} and copy.load_sweep_config(master, ["seed=5"]).overrides == ["seed=5"]
     # Memory stays bounded in a batch of thousands.
-    for i in range(KEPT + 10):
-        loader.load_sweep_config(master, [f"seed={i}"])
-    assert len(loader.kept) <= KEPT
+    with loader.checking():
+        for i in range(KEPT + 10):
+            loader.load_sweep_config(master, [f"seed={i}"])
+    assert sum(map(len, loader.kept.values())) <= KEPT
 
 
 def test_the_default_sweeper_checks_the_batch_then_runs_each_job_as_composed(

@@ -11,7 +11,8 @@ else is Hydra's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hydra.core.config_loader import ConfigLoader
@@ -25,27 +26,42 @@ KEPT = 64  # composed configs held for the launcher at most; beyond, it composes
 
 
 class ComposeOnce:
-    """A config loader that keeps each config :meth:`load_sweep_config` composes until it is
-    asked for the same one again, and then hands it over (once: a third call composes anew).
+    """A config loader that keeps what it composes while the sweeper checks a batch
+    (:meth:`checking`), and hands each kept config to the next request for the same master
+    config and overrides: the launcher's, once per job. Jobs with the same overrides each get
+    a config of their own, in order; a request with nothing kept composes anew, as Hydra's does.
 
-    Composition reads only the master config, the overrides and the config files, so the kept
+    Composition reads only the master config, the overrides and the config files, so a kept
     config is the one a second composition would make unless a config file changed between
     the check and the launch of the same batch; then the job runs what was checked.
     """
 
     def __init__(self, loader: ConfigLoader) -> None:
         self.loader = loader
-        self.kept: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
+        self.kept: dict[tuple[int, tuple[str, ...]], list[DictConfig]] = {}
+        self.recording = False
+
+    @contextlib.contextmanager
+    def checking(self) -> Iterator[None]:
+        """Keep the configs composed within the block (at most :data:`KEPT`)."""
+        self.recording = True
+        try:
+            yield
+        finally:
+            self.recording = False
 
     def load_sweep_config(
         self, master_config: DictConfig, sweep_overrides: list[str]
     ) -> DictConfig:
         key = (id(master_config), tuple(sweep_overrides))
-        if (found := self.kept.pop(key, None)) is not None:
+        if not self.recording and (queue := self.kept.get(key)):
+            found = queue.pop(0)
+            if not queue:
+                del self.kept[key]
             return found
         composed = self.loader.load_sweep_config(master_config, list(sweep_overrides))
-        if len(self.kept) < KEPT:
-            self.kept[key] = composed
+        if self.recording and sum(map(len, self.kept.values())) < KEPT:
+            self.kept.setdefault(key, []).append(composed)
         return composed
 
     def __getattr__(self, name: str) -> Any:
@@ -56,7 +72,7 @@ class ComposeOnce:
         return getattr(self.__dict__["loader"], name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"loader": self.loader, "kept": {}}  # a launcher's worker composes its own
+        return {"loader": self.loader, "kept": {}, "recording": False}  # a worker composes
 
 
 class ComposedOnceSweeper(BasicSweeper):
@@ -83,5 +99,7 @@ class ComposedOnceSweeper(BasicSweeper):
             raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        super().validate_batch_is_legal(batch)
+        loader = self.hydra_context.config_loader if self.hydra_context else None
+        with loader.checking() if isinstance(loader, ComposeOnce) else contextlib.nullcontext():
+            super().validate_batch_is_legal(batch)
         self.launching = True  # the batch composed: its jobs run next
