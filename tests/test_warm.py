@@ -36,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "XDG_RUNTIME_DIR": str(runtime),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "TRAINLAB_ROOT": str(tmp_path),
         "WANDB_MODE": "offline",
     }
