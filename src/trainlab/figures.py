@@ -17,10 +17,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-SOURCES = {
-    "learning_curves.json": ("learning_curves.png",),
-    "calibration.json": ("reliability.png", "risk_coverage.png"),
-}
+from trainlab.trust.run_dir import CALIBRATION, PICTURES
+
+SOURCES = PICTURES  # each saved file, and the pictures drawn from it
 
 
 def runs_in(target: Path) -> list[Path]:
@@ -42,7 +41,7 @@ def draw(run: Path) -> list[Path]:
             continue
         saved = json.loads((run / source).read_text())
         with tempfile.TemporaryDirectory(dir=run) as scratch:  # same file system: a rename
-            if source == "calibration.json":
+            if source == CALIBRATION:
                 draw_calibration(saved, Path(scratch))
             else:
                 draw_learning_curves(saved, Path(scratch))
@@ -63,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = runs_in(target) if target.is_dir() else []
         if not found:
             print(
-                f"trainlab: error: {target} holds no run's learning_curves.json or "
-                "calibration.json (a run directory, or a sweep directory of them)",
+                f"trainlab: error: {target} holds no run's {' or '.join(SOURCES)} (a run "
+                "directory, or a sweep directory of them)",
                 file=sys.stderr,
             )
             return 2

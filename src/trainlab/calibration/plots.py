@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from trainlab.trust.files import save_figure
+from trainlab.trust.run_dir import CALIBRATION, PICTURES
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 
@@ -106,15 +107,16 @@ def draw_calibration(results: dict[str, Any], out: Path) -> list[Path]:
     """``reliability.png`` and ``risk_coverage.png`` in ``out`` from a run's calibration
     results (what ``calibration.json`` holds): the test split before and after calibration, and
     the selective risk of the calibrated probabilities."""
+    reliability, risk = PICTURES[CALIBRATION]
     return [
         save_reliability_diagram(
             {"uncalibrated": results["before"], f"{results['method']} scaling": results["after"]},
-            out / "reliability.png",
+            out / reliability,
             title=f"{results.get('evaluated_on', 'test')} split",
         ),
         save_risk_coverage(
             {"calibrated": results["selective"]},
-            out / "risk_coverage.png",
+            out / risk,
             f"{results['selective'].get('evaluated_on', 'test')} split",
         ),
     ]

@@ -29,6 +29,7 @@ from trainlab.loggers.scalars import log_scalars
 from trainlab.models.outputs import split_logits
 from trainlab.trust.files import save_torch, write_atomic
 from trainlab.trust.loading import load_checkpoint
+from trainlab.trust.run_dir import CALIBRATION
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Calibration(pl.Callback):
             return
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "calibration.json", json.dumps(self.results, indent=2))
+        write_atomic(out / CALIBRATION, json.dumps(self.results, indent=2))
         log_scalars(trainer, self.report_metrics())
         if self.figures:
             figure, _ = draw_calibration(self.results, out)

@@ -12,6 +12,7 @@ from typing_extensions import override
 from trainlab.errors import ConfigError
 from trainlab.loggers.images import log_image
 from trainlab.trust.files import save_figure, write_atomic
+from trainlab.trust.run_dir import LEARNING_CURVES, PICTURES
 
 PREFIXES = ("train/", "val/")
 
@@ -20,7 +21,8 @@ def draw_learning_curves(saved: dict[str, Any], out: Path) -> Path:
     """``learning_curves.png`` in ``out`` from what :class:`LearningCurves` saved in
     ``learning_curves.json``."""
     history = {int(epoch): values for epoch, values in saved["history"].items()}
-    return plot_learning_curves(history, saved["metric"], out / "learning_curves.png")
+    (picture,) = PICTURES[LEARNING_CURVES]
+    return plot_learning_curves(history, saved["metric"], out / picture)
 
 
 def plot_learning_curves(history: dict[int, dict[str, float]], metric: str, path: Path) -> Path:
@@ -105,7 +107,7 @@ class LearningCurves(pl.Callback):
         out = Path(self.dirpath or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
         saved = {"metric": metric, "history": self.history}
-        write_atomic(out / "learning_curves.json", json.dumps(saved, indent=1))
+        write_atomic(out / LEARNING_CURVES, json.dumps(saved, indent=1))
         if self.figures:
             self.path = draw_learning_curves(saved, out)
             log_image(trainer.loggers, "learning_curves", self.path, step=trainer.global_step)

@@ -81,8 +81,9 @@ class ComposedOnceSweeper(BasicSweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        self.composer = ComposeOnce(hydra_context.config_loader)
         shared = HydraContext(
-            config_loader=ComposeOnce(hydra_context.config_loader),  # type: ignore[arg-type]
+            config_loader=self.composer,  # type: ignore[arg-type]
             callbacks=hydra_context.callbacks,
         )
         super().setup(hydra_context=shared, task_function=task_function, config=config)
@@ -99,7 +100,6 @@ class ComposedOnceSweeper(BasicSweeper):
             raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        loader = self.hydra_context.config_loader if self.hydra_context else None
-        with loader.checking() if isinstance(loader, ComposeOnce) else contextlib.nullcontext():
+        with self.composer.checking():
             super().validate_batch_is_legal(batch)
         self.launching = True  # the batch composed: its jobs run next

@@ -8,6 +8,7 @@ sweeps read back, named in one place.
     env.json           commit, packages, host, threads, SLURM ids (and ranks)
     classes.json       class names in index order (classification)
     metrics.json       val and test metrics of the best checkpoint, stop reason, compute
+    learning_curves.json, calibration.json   the numbers of the run's pictures (.png)
     diagnostics.json   what the diagnostics found
     failure.json       the error of a job that failed (a sweep goes on)
     checkpoints/       best.ckpt, last.ckpt (to resume), last.previous.ckpt
@@ -26,6 +27,14 @@ METRICS = "metrics.json"
 DIAGNOSTICS = "diagnostics.json"
 FAILURE = "failure.json"
 CHECKPOINTS = "checkpoints"
+LEARNING_CURVES = "learning_curves.json"
+CALIBRATION = "calibration.json"
+# The pictures a run draws from those two (figures=auto: a single run does, a sweep's jobs do
+# not; python -m trainlab.figures draws them later).
+PICTURES = {
+    LEARNING_CURVES: ("learning_curves.png",),
+    CALIBRATION: ("reliability.png", "risk_coverage.png"),
+}
 # What a run leaves that must not be written over: a directory holding any of these holds a run
 # (eval and predict write the last two into theirs).
 RESULTS = (CONFIG, METRICS, FAILURE, CHECKPOINTS, "eval_metrics.json", "predictions.csv")
@@ -45,20 +54,12 @@ class RunDir:
         return self.path / CONFIG
 
     @property
-    def data(self) -> Path:
-        return self.path / DATA
-
-    @property
     def env(self) -> Path:
         return self.path / ENV
 
     @property
     def metrics(self) -> Path:
         return self.path / METRICS
-
-    @property
-    def failure(self) -> Path:
-        return self.path / FAILURE
 
     @property
     def checkpoints(self) -> Path:
