@@ -59,8 +59,8 @@ def search(
         *extra,
     ]
     label = " ".join([name, *(e.rsplit(".", 1)[-1] for e in extra)])
-    if done := finished(cwd):  # a search this --out already holds is read back, not rerun
-        return {"pruner": label, "seed": seed, "wall_seconds": None, **totals(done[-1])}
+    if held := finished(cwd):  # a search this --out already holds is read back, not rerun
+        return {"pruner": label, "seed": seed, "wall_seconds": None, **totals(held[-1])}
     env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     done = subprocess.run(
