@@ -37,6 +37,7 @@ class RecordRankWeights(pl.Callback):
             "weights": digest.hexdigest(),
             "dropout": dropouts,
             "steps": trainer.global_step,
+            "threads": torch.get_num_threads(),
         }
         self.dirpath.mkdir(parents=True, exist_ok=True)
         (self.dirpath / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

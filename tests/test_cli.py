@@ -197,6 +197,9 @@ def test_ddp_cpu_ranks_end_with_identical_weights(tmp_path: Path, data: list[str
     assert first["steps"] == second["steps"] == 2 * 10
     # Calibration reads whole splits on every rank: the numbers one process computes.
     run_dir = result.stdout.split("run directory: ")[1].splitlines()[0]
+    # env.json names the threads each rank trained with (Lightning sets them after the start)
+    ranks = json.loads((Path(run_dir) / "env.json").read_text())["ranks"]
+    assert [r["threads"] for r in ranks] == [first["threads"], second["threads"]]
     report = json.loads((Path(run_dir) / "calibration.json").read_text())
     trust = "trust_targets=[tests.forks.DigitsLoaders]"  # the own DataModule, named
     single = evaluate(compose_cfg("eval", [f"run_dir={run_dir}", trust], tmp_path / "eval"))

@@ -45,7 +45,14 @@ LAUNCHER = [
 QUICK = ["trainer.accelerator=cpu", "callbacks.progress_bar=null"]
 SLOW = ["callbacks.early_stopping=null", "+callbacks.sleep._target_=tests.helpers.Sleep"]
 DOWN = r"down|drain|fail|unk|inval|future|not_resp"  # sinfo's states of a node that is not up
-ENV = {"PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+# One thread per rank whatever the layout: without OMP_NUM_THREADS Lightning gives each rank its
+# node's CPUs divided by the ranks on that node, and layouts compared bit for bit would not match.
+ENV = {
+    "PYTHONPATH": str(ROOT),
+    "WANDB_MODE": "offline",
+    "WANDB_SILENT": "true",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 def _slurm_missing() -> str | None:
@@ -313,7 +320,9 @@ def test_ddp_across_two_nodes_ends_as_ddp_on_one(tmp_path: Path) -> None:
     assert [r["rank"] for r in ranks] == [0, 1]
     assert sorted(r["hostname"] for r in ranks) == nodes  # a rank on each host
     assert [r["node"] for r in ranks] == [r["hostname"] for r in ranks]
-    assert len(json.loads((tmp_path / "one" / "0" / "env.json").read_text())["ranks"]) == 2
+    on_one = json.loads((tmp_path / "one" / "0" / "env.json").read_text())["ranks"]
+    assert len(on_one) == 2
+    assert [r["threads"] for r in ranks] == [r["threads"] for r in on_one] == [1, 1]
     weights = _rank_weights(job)
     assert weights[0] == weights[1] == _rank_weights(tmp_path / "one" / "0")[0]
     runs = [p.parent for p in (tmp_path / "across").rglob("metrics.json")]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 import torch.distributed as dist
 from typing_extensions import override
 
@@ -16,11 +17,15 @@ from trainlab.trust.files import write_atomic
 
 
 def this_rank(rank: int) -> dict[str, Any]:
-    """This process: its rank, host, process id and, in a SLURM job, its node and task."""
+    """This process: its rank, host, process id, the threads it trains with and, in a SLURM job,
+    its node and task. The threads are read once the process group is made: without
+    ``OMP_NUM_THREADS`` Lightning then gives each rank the node's CPUs divided by its ranks on
+    that node, so the same job laid out otherwise (two ranks on one node or one on each of two)
+    computes in another order and ends with other low bits."""
     slurm = {"node": os.environ.get("SLURMD_NODENAME"), "task": os.environ.get("SLURM_PROCID")}
-    return {"rank": rank, "hostname": socket.gethostname(), "pid": os.getpid()} | {
-        k: v for k, v in slurm.items() if v is not None
-    }
+    slurm = {k: v for k, v in slurm.items() if v is not None}
+    here = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    return {"rank": rank, **here, "threads": torch.get_num_threads(), **slurm}
 
 
 class RecordRanks(pl.Callback):
