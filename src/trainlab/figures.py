@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from trainlab.trust.files import write_atomic
 from trainlab.trust.run_dir import CALIBRATION, PICTURES
 
 SOURCES = PICTURES  # each saved file, and the pictures drawn from it
@@ -40,13 +40,15 @@ def draw(run: Path) -> list[Path]:
         if not (run / source).is_file() or not missing:
             continue
         saved = json.loads((run / source).read_text())
-        with tempfile.TemporaryDirectory(dir=run) as scratch:  # same file system: a rename
+        # drawn outside the run (a kill leaves nothing in it), then each missing one written in
+        # as every file of a run is: whole or not at all
+        with tempfile.TemporaryDirectory(prefix="trainlab-figures-") as scratch:
             if source == CALIBRATION:
                 draw_calibration(saved, Path(scratch))
             else:
                 draw_learning_curves(saved, Path(scratch))
             for name in missing:
-                os.replace(Path(scratch) / name, run / name)
+                write_atomic(run / name, (Path(scratch) / name).read_bytes())
                 written.append(run / name)
     return written
 
