@@ -26,6 +26,7 @@ RECORD_PID = [
     "+callbacks.pid.dirpath=${paths.output_dir}",
 ]
 JOB = ["trainer.max_epochs=1", "callbacks.progress_bar=null", *RECORD_PID]
+SENTINEL = "Warm-Sentinel-4e1d"  # a secret in a command's environment, handed to the server
 
 
 @pytest.fixture
@@ -46,6 +47,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
+        stderr=(tmp_path / "server.err").open("w"),
         text=True,
     )
     try:
@@ -61,6 +63,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         warm.terminate()
         assert warm.wait(timeout=60) == 0
         assert not list(runtime.glob("*/*.sock"))  # the server removed its socket
+        assert SENTINEL not in warm.stdout.read() + (tmp_path / "server.err").read_text()
     finally:
         warm.kill()
         shutil.rmtree(runtime, ignore_errors=True)
@@ -86,7 +89,11 @@ def test_a_warm_job_runs_in_the_servers_child_with_the_commands_streams_and_stat
     server: dict[str, str], tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    done, pid = command(server, tmp_path, *JOB, f"hydra.run.dir={run}")
+    # W&B's key is read at run time, so the server takes a command with its own; it reaches the
+    # job's environment and nothing else.
+    done, pid = command(
+        {**server, "WANDB_API_KEY": SENTINEL}, tmp_path, *JOB, f"hydra.run.dir={run}"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "warm server not used" not in done.stderr
     assert int((run / "pid").read_text()) != pid  # trained in the server's child
@@ -106,6 +113,15 @@ def test_a_warm_job_runs_in_the_servers_child_with_the_commands_streams_and_stat
         "warm server not used: the environment differs from the server's in OMP_NUM_THREADS; "
         "starting cold" in cold.stderr
     )
+    # A secret the server refuses is named, never shown.
+    refused, _ = command({**server, "DB_PASSWORD": SENTINEL}, tmp_path, "--help")
+    assert refused.returncode == 0 and "differs from the server's in DB_PASSWORD" in refused.stderr
+
+    outputs = [done.stdout, done.stderr, bad.stdout, bad.stderr, refused.stdout, refused.stderr]
+    assert not [o for o in outputs if SENTINEL in o]
+    runtime = Path(server["XDG_RUNTIME_DIR"])
+    written = [p for d in (tmp_path, runtime) for p in d.rglob("*") if p.is_file()]
+    assert not [p for p in written if SENTINEL.encode() in p.read_bytes()]
 
 
 @pytest.mark.slow
