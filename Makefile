@@ -38,11 +38,8 @@ train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ...
 report: $(STAMP)  ## report over runs: DIR=<sweep dir | run dirs | glob>
 	$(BIN)/python -m trainlab.report $(DIR) $(ARGS)
 
-# the CPUs this process may run on (pytest-xdist's -n auto counts the machine's)
-WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
-
-test: $(STAMP)  ## the fast tests, a worker per CPU (WORKERS=0: in this process)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(WORKERS) --dist loadgroup $(ARGS)
+test: $(STAMP)  ## the fast tests, one worker per CPU (ARGS=-n0: in this process)
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadgroup $(ARGS)
 
 test-slow: $(STAMP)  ## only the slow end-to-end tests (sweeps, DDP, trackers)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
