@@ -38,8 +38,8 @@ train: $(STAMP)  ## train the default experiment (digits MLP); ARGS="net=cnn ...
 report: $(STAMP)  ## report over runs: DIR=<sweep dir | run dirs | glob>
 	$(BIN)/python -m trainlab.report $(DIR) $(ARGS)
 
-test: $(STAMP)  ## the fast tests, one worker per CPU (ARGS=-n0: in this process)
-	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadgroup $(ARGS)
+test: $(STAMP)  ## the fast tests
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 test-slow: $(STAMP)  ## only the slow end-to-end tests (sweeps, DDP, trackers)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)

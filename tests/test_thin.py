@@ -34,10 +34,6 @@ def _thin(
     )
 
 
-# The tests that read it run on one worker (make test runs tests on many; --dist loadgroup).
-ONE_WORKER = pytest.mark.xdist_group("thin_project")
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One thin project for the tests that only read it."""
@@ -61,7 +57,6 @@ def on_path(project: Path) -> Iterator[Path]:
         del sys.modules[module]
 
 
-@ONE_WORKER
 def test_a_thin_project_holds_only_its_parts_and_pins_trainlab(project: Path) -> None:
     src = list((project / "src").rglob("*.py"))
     assert {p.parent.name for p in src} == {NAME}  # no copy of trainlab
@@ -86,7 +81,6 @@ def test_a_thin_project_holds_only_its_parts_and_pins_trainlab(project: Path) ->
     assert len(log.stdout.splitlines()) == 1
 
 
-@ONE_WORKER
 def test_its_parts_meet_trainlabs_contracts(on_path: Path, tmp_path: Path) -> None:
     from trainlab.testing import check_parts, compose
 
@@ -98,7 +92,6 @@ def test_its_parts_meet_trainlabs_contracts(on_path: Path, tmp_path: Path) -> No
     assert type(model.net).__module__ == f"{NAME}.nets"
 
 
-@ONE_WORKER
 def test_the_contract_checks_name_what_a_part_gets_wrong(on_path: Path, tmp_path: Path) -> None:
     """A DataModule whose input_shape disagrees with its batches: the net would be built for
     the wrong input. check_parts names both shapes."""
@@ -224,7 +217,6 @@ def test_a_failed_create_leaves_nothing_behind(
     assert bad.returncode != 0 and "lowercase Python identifier" in bad.stderr
 
 
-@ONE_WORKER
 def test_an_upgrade_removes_no_file_its_record_points_outside_vendor(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,7 +249,6 @@ def _env(project: Path, tmp_path: Path) -> dict[str, str]:
     }
 
 
-@ONE_WORKER
 @pytest.mark.slow
 def test_a_thin_project_trains_evaluates_and_trusts_only_its_configs(
     project: Path, tmp_path: Path
@@ -472,7 +463,6 @@ def test_a_project_upgrades_from_a_wheel_or_a_version_with_no_checkout(tmp_path:
     assert wrong.returncode != 0 and "could not download trainlab==9.9.9" in wrong.stderr
 
 
-@ONE_WORKER
 @pytest.mark.slow
 def test_a_thin_projects_sweep_runs_as_slurm_jobs(project: Path, tmp_path: Path) -> None:
     """The project's configs travel with its jobs: each SLURM job builds the project's data."""

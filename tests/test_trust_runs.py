@@ -81,10 +81,6 @@ def test_a_parallel_sweeps_jobs_mask_secrets_in_their_own_processes(tmp_path: Pa
     assert sentinel not in done.stdout + done.stderr
 
 
-# The tests that read it run on one worker (make test runs tests on many; --dist loadgroup).
-ONE_WORKER = pytest.mark.xdist_group("trained_run")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run directory with best.ckpt and last.ckpt."""
@@ -95,7 +91,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", ["ckpt_path", "resume=auto", "eval", "predict", "export"])
 def test_a_payload_checkpoint_never_runs(trained: Path, tmp_path: Path, entry: str) -> None:
