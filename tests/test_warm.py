@@ -42,12 +42,13 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         "WANDB_MODE": "offline",
     }
     env.pop("TRAINLAB_WARM", None)
+    errors = (tmp_path / "server.err").open("w")
     warm = subprocess.Popen(
         [sys.executable, "-m", "trainlab.warm", "--idle-minutes", "3"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
-        stderr=(tmp_path / "server.err").open("w"),
+        stderr=errors,
         text=True,
     )
     try:
@@ -66,6 +67,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         assert SENTINEL not in warm.stdout.read() + (tmp_path / "server.err").read_text()
     finally:
         warm.kill()
+        errors.close()
         shutil.rmtree(runtime, ignore_errors=True)
 
 
