@@ -2,7 +2,8 @@
 on a journal file, on SQLite and on a real PostgreSQL server, failed trials recorded, a killed
 worker's trial failed by its heartbeat, a study that continues after every worker stopped and
 one made with Optuna 2 carried over. Pruning in the job, in-process and in joblib workers (the
-SLURM workers are in test_slurm.py), with the pruned runs' curves kept and reported."""
+SLURM workers are in test_slurm.py), with the pruned runs' curves kept and reported, and a
+replay of an unpruned search through the pruner equal to the pruned search."""
 
 from __future__ import annotations
 
@@ -267,6 +268,16 @@ PRUNED = [
 ]
 
 
+def _search(cwd: Path, *args: str) -> Path:
+    """A search of 6 trials run in ``cwd``; its sweep directory."""
+    result = run_cli(
+        "trainlab.train", *args, "hydra.sweeper.n_trials=6", cwd=cwd, env={"PYTHONPATH": str(ROOT)}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (cwd / "logs" / "digits_mlp" / "multiruns").iterdir()
+    return sweep
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "parallel"])
 def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
@@ -277,16 +288,8 @@ def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
     )
     # sampler seeds whose trials draw both rates, the learning one first
     seed = "hydra.sweeper.sampler.seed=" + ("2" if parallel else "0")
-    result = run_cli(
-        "trainlab.train",
-        *(seed if a.startswith("hydra.sweeper.sampler.seed=") else a for a in PRUNED),
-        "hydra.sweeper.n_trials=6",
-        *parallel,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "logs" / "digits_mlp" / "multiruns").iterdir()
+    args = [seed if a.startswith("hydra.sweeper.sampler.seed=") else a for a in PRUNED]
+    sweep = _search(tmp_path, *args, *parallel)
     study = _study(str(sweep / "optuna.journal"))
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert len(study.trials) == 6 and pruned, [t.state.name for t in study.trials]
@@ -309,6 +312,38 @@ def test_a_pruned_trial_stops_early_keeps_its_curves_and_is_reported(
     assert report.returncode == 0, report.stderr[-2000:]
     text = (sweep / "report.md").read_text()
     assert f"{len(pruned)} pruned" in text and "## Tuning curve" in text
+
+
+@pytest.mark.slow
+def test_a_replay_of_the_unpruned_search_is_the_pruned_search_trial_for_trial(
+    tmp_path: Path,
+) -> None:
+    from trainlab.experiments.replay import load_search, make_pruner, replay
+    from trainlab.runtime.configs import CONFIG_DIR
+
+    # TPE's start-up trials are random draws whatever the scores, and training is seeded: the
+    # pruned search runs the trials of the unpruned one, each stopped at some epoch
+    sweeps = {}
+    for pruner in ("none", "median"):
+        args = [a for a in PRUNED if pruner != "none" or ".pruner." not in a]
+        (tmp_path / pruner).mkdir()
+        sweeps[pruner] = _search(
+            tmp_path / pruner,
+            *(f"hydra/sweeper/pruner={pruner}" if "sweeper/pruner=" in a else a for a in args),
+        )
+    search = load_search(sweeps["none"])
+    outcome = replay(
+        search, make_pruner("median:n_startup_trials=1:n_warmup_steps=1", CONFIG_DIR, 5)
+    )
+    study = _study(str(sweeps["median"] / "optuna.journal"))
+    ran = {
+        t.number: json.loads((sweeps["median"] / str(t.number) / "metrics.json").read_text())
+        for t in study.trials
+    }
+    pruned = {n: r["epochs"] for n, r in ran.items() if r["stop_reason"].startswith("pruned")}
+    assert pruned and outcome.stopped == pruned
+    assert outcome.epochs == sum(r["epochs"] for r in ran.values()) < 6 * 5
+    assert outcome.best == study.best_value
 
 
 @pytest.mark.slow

@@ -100,15 +100,21 @@ class Report:
         return scored[0] if scored else None
 
 
+def objective(run: Run | None) -> tuple[str, str]:
+    """The metric the runs optimised and its mode (``max``: higher is better), from one run's
+    config: ``optimized_metric``, with ``model.mode`` when the model monitors that metric."""
+    metric = str(select(run, "optimized_metric") or "val/loss") if run else "val/loss"
+    mode = "min" if lower_is_better(metric) else "max"
+    if run is not None and select(run, "model.monitor") == metric:
+        mode = str(select(run, "model.mode") or mode)
+    return metric, mode
+
+
 def build(targets: Iterable[str | Path]) -> Report:
     """Read every run under ``targets`` and work out groups, baselines and the ablation view."""
     runs = [read_run(path) for path in find_runs(targets)]
     readable = [r for r in runs if r.config]
-    first = readable[0] if readable else None
-    metric = str(select(first, "optimized_metric") or "val/loss") if first else "val/loss"
-    mode = "min" if lower_is_better(metric) else "max"
-    if first is not None and select(first, "model.monitor") == metric:
-        mode = str(select(first, "model.mode") or mode)
+    metric, mode = objective(readable[0] if readable else None)
     headline = _headline(runs, metric)
 
     keys = sorted({k for r in runs for k in r.overrides if k not in REPEATS})
