@@ -11,6 +11,7 @@ Searches run two at a time (one thread each). Prints a markdown table and writes
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -59,8 +60,16 @@ def search(
         *extra,
     ]
     label = " ".join([name, *(e.rsplit(".", 1)[-1] for e in extra)])
-    if held := finished(cwd):  # a search this --out already holds is read back, not rerun
-        return {"pruner": label, "seed": seed, "wall_seconds": None, **totals(held[-1])}
+    with (cwd / ".bench.lock").open("w") as lock:
+        # another bench running this search (the same --out) is waited for, then read back
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if held := finished(cwd):  # a search this --out already holds is read back, not rerun
+            return {"pruner": label, "seed": seed, "wall_seconds": None, **totals(held[-1])}
+        return {"pruner": label, "seed": seed, **run_search(cwd, args, label)}
+
+
+def run_search(cwd: Path, args: list[str], label: str) -> dict[str, Any]:
+    """Run the search in ``cwd``: its wall time and totals."""
     env = {**os.environ, "TRAINLAB_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     done = subprocess.run(
@@ -73,13 +82,8 @@ def search(
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{pruner} seed {seed} failed:\n{done.stderr[-3000:]}")
-    return {
-        "pruner": label,
-        "seed": seed,
-        "wall_seconds": round(wall, 1),
-        **totals(finished(cwd)[-1]),
-    }
+        raise RuntimeError(f"{label} in {cwd} failed:\n{done.stderr[-3000:]}")
+    return {"wall_seconds": round(wall, 1), **totals(finished(cwd)[-1])}
 
 
 def finished(cwd: Path) -> list[Path]:
