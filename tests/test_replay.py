@@ -17,8 +17,11 @@ from trainlab.runtime.configs import CONFIG_DIR
 MEDIAN = "median:n_startup_trials=1:n_warmup_steps=0"
 
 
-def write_trial(sweep: Path, number: int, curve: list[float], stop: str = "completed") -> None:
-    """A trial's run directory as a sweep job leaves it: config, summary and per-epoch CSV."""
+def write_trial(
+    sweep: Path, number: int, curve: list[float], stop: str = "completed", every: int = 1
+) -> None:
+    """A trial's run directory as a sweep job leaves it: config, summary and per-epoch CSV (a
+    validation every ``every`` epochs: ``curve`` holds its values)."""
     run = sweep / str(number)
     (run / "csv").mkdir(parents=True)
     config = {
@@ -27,12 +30,15 @@ def write_trial(sweep: Path, number: int, curve: list[float], stop: str = "compl
         "trainer": {"max_epochs": 4},
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    summary = {"metrics": {"val/acc": max(curve)}, "epochs": len(curve), "stop_reason": stop}
+    epochs = len(curve) * every
+    summary = {"metrics": {"val/acc": max(curve)}, "epochs": epochs, "stop_reason": stop}
     (run / "metrics.json").write_text(json.dumps(summary))
     rows = ["epoch,step,train/loss,val/acc"]
-    for epoch, value in enumerate(curve):
-        rows += [f"{epoch},{epoch},0.5,", f"{epoch},{epoch},,{value}"]
-    rows.append(f"{len(curve)},{len(curve)},,{max(curve)}")  # the validation after fit: no epoch
+    for epoch in range(epochs):
+        rows.append(f"{epoch},{epoch},0.5,")
+        if (epoch + 1) % every == 0:
+            rows.append(f"{epoch},{epoch},,{curve[epoch // every]}")
+    rows.append(f"{epochs},{epochs},,{max(curve)}")  # the validation after fit: no epoch of its own
     (run / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -47,7 +53,8 @@ def sweep(tmp_path: Path) -> Path:
 def test_a_median_pruner_replayed_stops_what_falls_below_the_finished_trials(sweep: Path) -> None:
     search = load_search(sweep)
     assert (search.metric, search.mode, search.max_epochs) == ("val/acc", "max", 4)
-    assert [t.curve for t in search.trials][1] == [0.3, 0.4, 0.5, 0.6]  # after-fit row left out
+    assert search.trials[1].curve == {0: 0.3, 1: 0.4, 2: 0.5, 3: 0.6}  # the after-fit row: out
+    assert [t.epochs for t in search.trials] == [4, 4, 4]
     unpruned = replay(search, make_pruner("none", CONFIG_DIR, 4))
     assert (unpruned.epochs, unpruned.stopped, unpruned.best) == (12, {}, 0.9)
     # trial 0 starts the median (0.5 at epoch 0); trial 1's 0.3 is below it: stopped after 1
@@ -57,6 +64,18 @@ def test_a_median_pruner_replayed_stops_what_falls_below_the_finished_trials(swe
     # run the best first, and the other two fall below it at their first epoch
     reversed_order = replay(search, make_pruner(MEDIAN, CONFIG_DIR, 4), [2, 1, 0])
     assert (reversed_order.epochs, reversed_order.stopped) == (6, {1: 1, 0: 1})
+
+
+def test_a_search_that_validated_every_other_epoch_is_replayed_at_those_epochs(
+    tmp_path: Path,
+) -> None:
+    write_trial(tmp_path, 0, [0.6, 0.8], every=2)  # validated after epochs 1 and 3
+    write_trial(tmp_path, 1, [0.4, 0.5], every=2)
+    search = load_search(tmp_path)
+    assert [(t.curve, t.epochs) for t in search.trials][1] == ({1: 0.4, 3: 0.5}, 4)
+    # trial 1 is below the median at its first validation (step 1): it trained 2 epochs
+    pruned = replay(search, make_pruner(MEDIAN, CONFIG_DIR, 4))
+    assert (pruned.epochs, pruned.stopped) == (6, {1: 2})
 
 
 def test_the_command_prints_what_each_pruner_spends_and_keeps(

@@ -30,7 +30,8 @@ class Trial:
     """One trial as a pruner sees it: the optimised metric after each epoch."""
 
     number: int
-    curve: list[float]
+    curve: dict[int, float]  # epoch (counted from 0, the pruner's step) -> the metric after it
+    epochs: int  # the epochs it trained
     score: float | None  # its best checkpoint's score; None: the search's own pruner stopped it
 
 
@@ -79,7 +80,7 @@ def load_search(sweep: Path, metric: str | None = None) -> Search:
             skipped.append(f"{run.path.name}: {why}")
             continue
         score = run.metrics.get(metric) if run.status == "ok" else None
-        trials.append(Trial(number, curve, score))
+        trials.append(Trial(number, curve, max(run.epochs or 0, max(curve) + 1), score))
     if not trials:
         raise ValueError(
             f"{sweep}: no trial with a per-epoch {metric} to replay (csv/metrics.csv of each "
@@ -91,20 +92,18 @@ def load_search(sweep: Path, metric: str | None = None) -> Search:
         metric=metric,
         mode=mode,
         study_name=_study_name(first),
-        max_epochs=max([int(e) for e in epochs if isinstance(e, int)] or [len(trials[0].curve)]),
+        max_epochs=max([int(e) for e in epochs if isinstance(e, int)] or [trials[0].epochs]),
         trials=trials,
         skipped=skipped,
     )
 
 
-def _curve(run: Run, metric: str) -> list[float]:
+def _curve(run: Run, metric: str) -> dict[int, float]:
+    """The metric after each epoch that validated (every epoch, or every k-th)."""
     frame = curves(run)
     if frame is None or metric not in frame:
-        return []
-    values = frame[metric].dropna()
-    if list(values.index) != list(range(len(values))):
-        return []  # a gap: an epoch without the metric (validation every k epochs)
-    return [float(v) for v in values]
+        return {}
+    return {int(epoch): float(value) for epoch, value in frame[metric].dropna().items()}
 
 
 def _study_name(run: Run | None) -> str:
@@ -184,14 +183,15 @@ def replay(search: Search, pruner: Any, order: Sequence[int] | None = None) -> O
     scores: list[float] = []
     for given in trials:
         trial = study.ask()
-        prune = False
-        for epoch, value in enumerate(given.curve):
+        ran, prune = given.epochs, False
+        for epoch, value in sorted(given.curve.items()):
             trial.report(value, epoch)
-            if prune := trial.should_prune():
+            if prune := trial.should_prune():  # the job stops after this epoch, as it does
+                ran = epoch + 1
                 break
-        epochs += epoch + 1
+        epochs += ran
         if prune or given.score is None:
-            stopped[given.number] = epoch + 1
+            stopped[given.number] = ran
             unknown += not prune  # stopped by the search's pruner, not this one: unknown
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
