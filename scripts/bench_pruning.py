@@ -157,19 +157,23 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plan = [(p, s) for s in range(1, args.repeats + 1) for p in args.pruners]
     with ThreadPoolExecutor(args.parallel) as pool:
-        found = list(
-            pool.map(
-                lambda ps: search(args.out, ps[0], ps[1], args.trials, args.epochs, args.override),
-                plan,
-            )
-        )
+        # every search runs even when one fails (map would cancel those not yet started)
+        futures = [
+            pool.submit(search, args.out, p, s, args.trials, args.epochs, args.override)
+            for p, s in plan
+        ]
+        outcomes = [f.exception() or f.result() for f in futures]
+    found = [o for o in outcomes if isinstance(o, dict)]
     (args.out / "pruning.json").write_text(json.dumps(found, indent=2))
     print(table(found, list(dict.fromkeys(r["pruner"] for r in found))))
+    if failed := [o for o in outcomes if isinstance(o, BaseException)]:
+        sys.exit("\n".join(f"failed: {err}" for err in failed))
 
 
 def table(found: list[dict[str, Any]], pruners: list[str]) -> str:
-    """The markdown table: per pruner, the means (± SD over repeats) of its searches and the
-    change from the search without pruning of the same sampler seed."""
+    """The markdown table: per pruner, the means (± SD over repeats) of its searches, and its
+    epochs and scores against the searches without pruning of the same sampler seeds (a dash
+    where no seed of it has one)."""
     base = {r["seed"]: r for r in found if r["pruner"] == "none"}
     lines = [
         "| pruner | searches | pruned trials | epochs spent | share of none | best val acc | "
@@ -178,21 +182,19 @@ def table(found: list[dict[str, Any]], pruners: list[str]) -> str:
     ]
     for pruner in pruners:
         rows = [r for r in found if r["pruner"] == pruner]
+        paired = [(r, base[r["seed"]]) for r in rows if r["seed"] in base]
         epochs = statistics.mean(float(r["epochs"]) for r in rows)
         cells = [f"{pruner}", f"{len(rows)} x {rows[0]['trials']}"]
         cells.append(f"{statistics.mean(int(r['pruned']) for r in rows):.1f}")
         cells.append(f"{epochs:.0f}")
-        if base:
-            cells.append(
-                f"{epochs / statistics.mean(float(r['epochs']) for r in base.values()):.0%}"
-            )
+        spent = sum(float(b["epochs"]) for _, b in paired)
+        cells.append(f"{sum(float(r['epochs']) for r, _ in paired) / spent:.0%}" if spent else "-")
         for key in ("best_val_acc", "best_trial_test_acc"):
             values = [float(r[key]) for r in rows]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}")
-            if base:
-                gaps = [v - float(base[r["seed"]][key]) for v, r in zip(values, rows, strict=True)]
-                cells.append(f"{100 * statistics.mean(gaps):+.1f}")
+            gaps = [float(r[key]) - float(b[key]) for r, b in paired]
+            cells.append(f"{100 * statistics.mean(gaps):+.1f}" if gaps else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
