@@ -321,8 +321,8 @@ def test_a_replay_of_the_unpruned_search_is_the_pruned_search_trial_for_trial(
     from trainlab.experiments.replay import load_search, make_pruner, replay
     from trainlab.runtime.configs import CONFIG_DIR
 
-    # TPE's start-up trials are random draws whatever the scores, and training is seeded: the
-    # pruned search runs the trials of the unpruned one, each stopped at some epoch
+    # TPE's start-up trials (all 6 here) are random draws whatever the scores, and training is
+    # seeded: the pruned search runs the trials of the unpruned one, each stopped at some epoch
     sweeps = {}
     for pruner in ("none", "median"):
         args = [a for a in PRUNED if pruner != "none" or ".pruner." not in a]
@@ -330,6 +330,7 @@ def test_a_replay_of_the_unpruned_search_is_the_pruned_search_trial_for_trial(
         sweeps[pruner] = _search(
             tmp_path / pruner,
             *(f"hydra/sweeper/pruner={pruner}" if "sweeper/pruner=" in a else a for a in args),
+            "hydra.sweeper.sampler.n_startup_trials=6",
         )
     search = load_search(sweeps["none"])
     outcome = replay(
